@@ -1,0 +1,33 @@
+"""Who is acting, and from where: carried into every service call and audit entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROLES = ("officer", "supervisor", "operator", "admin")
+
+# What each role may do. The service layer checks these; pages only hide what would be refused.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "officer": frozenset({"alert.create", "alert.edit", "alert.submit", "alert.propose_update"}),
+    "supervisor": frozenset(
+        {"alert.approve", "alert.reject", "alert.cancel", "alert.resolve", "alert.extend"}
+    ),
+    "operator": frozenset({"alert.cancel", "alert.resolve", "alert.extend", "channels.manage"}),
+    "admin": frozenset({"users.manage", "tokens.manage"}),
+    "system": frozenset({"alert.expire"}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int | None
+    username: str
+    role: str
+    address: str | None = None
+    user_agent: str | None = None
+
+    def can(self, permission: str) -> bool:
+        return permission in PERMISSIONS.get(self.role, frozenset())
+
+
+SYSTEM = Actor(user_id=None, username="system", role="system", address=None, user_agent="sweeper")

@@ -1,0 +1,1 @@
+"""Alerts: the content an officer raises, its approval, and its immutable published versions."""

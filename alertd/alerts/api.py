@@ -1,0 +1,220 @@
+"""JSON API v1 for computer-aided dispatch systems. The same service functions as the console,
+so the same rules; every error is a JSON body with a 4xx status, never a 500."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from alertd.alerts import services
+from alertd.alerts.models import Alert, Version
+from alertd.alerts.openapi import openapi_document
+from alertd.channels.dispatch import delivery_counts
+from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(load_token_actor)
+
+
+@bp.errorhandler(ServiceError)
+def service_error(error: ServiceError) -> tuple[Response, int]:
+    return jsonify(error.as_json()), error.status
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> tuple[Response, int]:
+    code = error.code or 500
+    return jsonify(error=(error.name or "error").lower().replace(" ", "_"),
+                   message=error.description), code
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object "
+                      "(Content-Type: application/json).", fields={"body": "not a JSON object"})
+    return body
+
+
+def _photo(body: dict[str, Any]) -> bytes | None:
+    """The photo travels as base64 in ``photo`` (JSON has no bytes)."""
+    encoded = body.pop("photo", None)
+    if encoded is None:
+        return None
+    if not isinstance(encoded, str):
+        raise Invalid("photo must be a base64 string.", fields={"photo": "must be base64"})
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid("photo is not valid base64.", fields={"photo": "invalid base64"}) from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def version_json(version: Version) -> dict[str, Any]:
+    return {
+        "seq": version.seq,
+        "identifier": version.identifier,
+        "msg_type": version.msg_type,
+        "kind": version.kind,
+        "status": version.status,
+        "sent_at": _iso(version.sent_at),
+        "expires_at": _iso(version.expires_at),
+        "references": [{"sender": s, "identifier": i, "sent": t}
+                       for s, i, t in version.references],
+    }
+
+
+def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": alert.id,
+        "public_id": alert.public_id,
+        "state": alert.state,
+        "status": alert.status,
+        "jurisdiction": alert.jurisdiction,
+        "case_reference": alert.case_reference,
+        "expires_at": _iso(alert.expires_at),
+        "created_at": _iso(alert.created_at),
+        "submitted_at": _iso(alert.submitted_at),
+        "approved_at": _iso(alert.approved_at),
+        "ended_at": _iso(alert.ended_at),
+        "url": url_for("api.get_alert", alert_id=alert.id, _external=True),
+    }
+    if full:
+        data["content"] = alert.content
+        data["rejection_reason"] = alert.rejection_reason or None
+        data["photo_url"] = (url_for("public.photo", name=f"{alert.photo.sha256}."
+                                     f"{alert.photo.extension}", _external=True)
+                             if alert.photo else None)
+        data["versions"] = [version_json(v) for v in alert.versions]
+        proposal = alert.pending_proposal
+        data["pending_update"] = None if proposal is None else {
+            "id": proposal.id, "content": proposal.content,
+            "proposed_at": _iso(proposal.proposed_at)}
+        data["deliveries"] = delivery_counts(session, alert.id)
+    return data
+
+
+def _answer(alert_id: int, status: int = 200) -> tuple[Response, int]:
+    with ctx().db.session() as session:
+        alert = services.get_alert(session, alert_id)
+        return jsonify(alert_json(session, alert)), status
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@bp.get("/alerts")
+@token_required
+def list_alerts() -> Response:
+    state = request.args.get("state") or None
+    with ctx().db.session() as session:
+        alerts = services.list_alerts(session, state=state)
+        return jsonify(alerts=[alert_json(session, a, full=False) for a in alerts])
+
+
+@bp.post("/alerts")
+@token_required
+def create_alert() -> tuple[Response, int]:
+    body = _body()
+    photo = _photo(body)
+    alert = services.create_alert(ctx(), body, by=current_actor(), photo=photo)
+    response, status = _answer(alert.id, 201)
+    response.headers["Location"] = url_for("api.get_alert", alert_id=alert.id)
+    return response, status
+
+
+@bp.get("/alerts/<int:alert_id>")
+@token_required
+def get_alert(alert_id: int) -> tuple[Response, int]:
+    return _answer(alert_id)
+
+
+@bp.put("/alerts/<int:alert_id>")
+@token_required
+def edit_alert(alert_id: int) -> tuple[Response, int]:
+    body = _body()
+    photo = _photo(body)
+    services.edit_alert(ctx(), alert_id, body, by=current_actor(), photo=photo)
+    return _answer(alert_id)
+
+
+def _reason() -> str:
+    body = request.get_json(silent=True)
+    if body is None:
+        return ""
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
+    reason = body.get("reason", body.get("note", ""))
+    if not isinstance(reason, str):
+        raise Invalid("reason must be text.", fields={"reason": "must be text"})
+    return reason
+
+
+def _action(name: str, call: Callable[[int], object]) -> None:
+    def view(alert_id: int) -> tuple[Response, int]:
+        call(alert_id)
+        return _answer(alert_id)
+
+    view.__name__ = name
+    bp.post(f"/alerts/<int:alert_id>/{name.replace('_', '/')}")(token_required(view))
+
+
+_action("submit", lambda i: services.submit_alert(ctx(), i, by=current_actor()))
+_action("approve", lambda i: services.approve_alert(ctx(), i, by=current_actor()))
+_action("reject", lambda i: services.reject_alert(ctx(), i, _reason(), by=current_actor()))
+_action("cancel", lambda i: services.cancel_alert(ctx(), i, _reason(), by=current_actor()))
+_action("resolve", lambda i: services.resolve_alert(ctx(), i, _reason(), by=current_actor()))
+_action("update_approve", lambda i: services.approve_update(ctx(), i, by=current_actor()))
+_action("update_reject",
+        lambda i: services.reject_update(ctx(), i, _reason(), by=current_actor()))
+
+
+@bp.post("/alerts/<int:alert_id>/update")
+@token_required
+def propose_update(alert_id: int) -> tuple[Response, int]:
+    body = _body()
+    photo = _photo(body)
+    services.propose_update(ctx(), alert_id, body, by=current_actor(), photo=photo)
+    return _answer(alert_id, 202)
+
+
+@bp.post("/alerts/<int:alert_id>/extend")
+@token_required
+def extend_alert(alert_id: int) -> tuple[Response, int]:
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
+    minutes, until = body.get("minutes"), body.get("expires_at")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
+                                or not 1 <= minutes <= 24 * 60):
+        raise Invalid("minutes must be a whole number from 1 to 1440.",
+                      fields={"minutes": "1 to 1440"})
+    until_dt = None
+    if until is not None:
+        try:
+            until_dt = datetime.fromisoformat(str(until))
+        except ValueError:
+            raise Invalid("expires_at must be an ISO-8601 date-time with an offset.",
+                          fields={"expires_at": "invalid date-time"}) from None
+        if until_dt.tzinfo is None:
+            raise Invalid("expires_at needs a UTC offset.", fields={"expires_at": "no offset"})
+    services.extend_alert(ctx(), alert_id, by=current_actor(), minutes=minutes, until=until_dt)
+    return _answer(alert_id)
+
+
+@bp.route("/<path:_anything>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+def unknown(_anything: str) -> Response:
+    raise NotFound("No such API endpoint.")

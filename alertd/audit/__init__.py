@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: one entry per action and per refused action."""

@@ -1,0 +1,192 @@
+"""Writing, verifying and exporting the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alertd.actor import Actor
+from alertd.audit.models import GENESIS_HASH, AuditEntry, AuditHead
+from alertd.db import utcnow
+
+# Entries are read back in pages so verifying a long trail needs little memory.
+VERIFY_PAGE = 2000
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def entry_payload(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at.isoformat(),
+        "actor_id": entry.actor_id,
+        "actor_name": entry.actor_name,
+        "role": entry.role,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "address": entry.address,
+        "user_agent": entry.user_agent,
+        "detail": entry.detail,
+    }
+
+
+def compute_hash(prev_hash: str, payload: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    actor: Actor | None
+    action: str
+    target_type: str | None = None
+    target_id: str | int | None = None
+    outcome: str = "ok"
+    detail: dict[str, Any] | None = None
+
+
+def _lock_head(session: Session) -> AuditHead:
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
+        session.flush()
+    return head
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor | None,
+    action: str,
+    target_type: str | None = None,
+    target_id: str | int | None = None,
+    outcome: str = "ok",
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction."""
+    return record_many(
+        session, [AuditRecord(actor, action, target_type, target_id, outcome, detail)]
+    )[0]
+
+
+def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditEntry]:
+    """Append entries in the caller's transaction, taking the chain's lock once."""
+    head = _lock_head(session)
+    now = utcnow()
+    entries = []
+    for rec in records:
+        actor = rec.actor
+        entry = AuditEntry(
+            seq=head.seq + 1,
+            at=now,
+            actor_id=actor.user_id if actor else None,
+            actor_name=actor.username if actor else "anonymous",
+            role=actor.role if actor else "none",
+            action=rec.action,
+            outcome=rec.outcome,
+            target_type=rec.target_type,
+            target_id=None if rec.target_id is None else str(rec.target_id),
+            address=actor.address if actor else None,
+            user_agent=actor.user_agent if actor else None,
+            detail=json.loads(canonical_json(rec.detail or {})),
+            prev_hash=head.hash,
+            hash="",
+        )
+        entry.hash = compute_hash(head.hash, entry_payload(entry))
+        head.seq, head.hash = entry.seq, entry.hash
+        session.add(entry)
+        entries.append(entry)
+    session.flush()
+    return entries
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    problem: str | None = None
+    bad_seq: int | None = None
+    bad_id: int | None = None
+
+
+def _iter_entries(session: Session) -> Iterator[AuditEntry]:
+    last_id: int | None = None
+    while True:
+        query = select(AuditEntry).order_by(AuditEntry.id).limit(VERIFY_PAGE)
+        if last_id is not None:
+            query = query.where(AuditEntry.id > last_id)
+        page = session.execute(query).scalars().all()
+        if not page:
+            return
+        yield from page
+        last_id = page[-1].id
+        session.expunge_all()
+
+
+def verify_chain(session: Session) -> VerifyResult:
+    """Walk the trail in insertion order and check sequence, links and hashes.
+
+    Altering an entry breaks its hash; deleting one leaves a gap in the sequence; inserting or
+    reordering rows breaks the order of sequence numbers or the links; truncating the tail no
+    longer matches the head row.
+    """
+    expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
+    for entry in _iter_entries(session):
+        count += 1
+        where = f"audit entry seq={entry.seq} (id={entry.id}, action={entry.action})"
+        if entry.seq != expected_seq:
+            return VerifyResult(
+                False, count, f"{where}: expected seq={expected_seq}; an entry was deleted, "
+                "inserted or moved before it", entry.seq, entry.id
+            )
+        if entry.prev_hash != expected_prev:
+            return VerifyResult(
+                False, count, f"{where}: does not link to the entry before it", entry.seq, entry.id
+            )
+        if compute_hash(entry.prev_hash, entry_payload(entry)) != entry.hash:
+            return VerifyResult(
+                False, count, f"{where}: content does not match its hash; it was altered",
+                entry.seq, entry.id,
+            )
+        expected_seq, expected_prev = entry.seq + 1, entry.hash
+    head = session.get(AuditHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if (head_seq, head_hash) != (expected_seq - 1, expected_prev):
+        return VerifyResult(
+            False, count, f"the trail ends at seq={expected_seq - 1} but its head records "
+            f"seq={head_seq}; entries after seq={expected_seq - 1} were deleted",
+            expected_seq, None,
+        )
+    return VerifyResult(True, count)
+
+
+def export_jsonl(session: Session, out: IO[str]) -> int:
+    count = 0
+    for entry in _iter_entries(session):
+        row = entry_payload(entry) | {"id": entry.id, "prev_hash": entry.prev_hash,
+                                      "hash": entry.hash}
+        out.write(canonical_json(row) + "\n")
+        count += 1
+    return count
+
+
+def timeline(session: Session, target_type: str, target_id: str | int) -> list[AuditEntry]:
+    return list(
+        session.execute(
+            select(AuditEntry)
+            .where(AuditEntry.target_type == target_type, AuditEntry.target_id == str(target_id))
+            .order_by(AuditEntry.seq)
+        ).scalars()
+    )

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from alertd.db import Base, utcnow
+
+# Delivery states. The first three are in flight; the rest are terminal.
+PENDING, SENDING, RETRY_WAIT = "pending", "sending", "retry_wait"
+SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN = "sent", "failed", "skipped", "cancelled", "unknown"
+OPEN_STATES = (PENDING, SENDING, RETRY_WAIT)
+TERMINAL_STATES = (SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN)
+DELIVERY_STATES = OPEN_STATES + TERMINAL_STATES
+
+# Dispatch states: created, recipients being planned, all delivery rows exist.
+D_PENDING, D_PLANNING, D_PLANNED, D_FAILED = "pending", "planning", "planned", "failed"
+
+
+class Dispatch(Base):
+    """One version on one channel."""
+
+    __tablename__ = "dispatches"
+    __table_args__ = (UniqueConstraint("version_id", "channel"),
+                      Index("ix_dispatch_state", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    channel: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(12), default=D_PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    planned_at: Mapped[datetime | None]
+    planned_count: Mapped[int] = mapped_column(default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Delivery(Base):
+    """One version to one recipient (a phone, an endpoint, a feed) on one channel."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("version_id", "channel", "recipient"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+        Index("ix_delivery_dispatch_state", "dispatch_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispatch_id: Mapped[int] = mapped_column(ForeignKey("dispatches.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
+    channel: Mapped[str] = mapped_column(String(40))
+    recipient: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(12), default=PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # No claim before this; for a retry, when it is due.
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When a task was last sent for it; the sweeper sends another if none took it.
+    enqueued_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    external_id: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,139 @@
+"""The database: engine set-up for SQLite (embedded default) and PostgreSQL, and the unit of
+work every write goes through."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import JSON, TypeDecorator
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which stores naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling begins late and deferred, so two writers can deadlock
+    # on the upgrade to a write lock. Take the write lock at BEGIN instead (SQLAlchemy's
+    # documented recipe); WAL keeps readers unblocked meanwhile.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session for reading; it is closed (and anything it wrote discarded) at the end.
+        Objects loaded through it stay readable afterwards."""
+        with self.sessions() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commits at the end, then runs the after-commit hooks.
+
+        A :class:`alertd.errors.ServiceError` raised inside rolls everything back, then records
+        its audit entry (if any) in a transaction of its own, so a refused action leaves no trace
+        but the record that it was refused.
+        """
+        from alertd.errors import ServiceError  # noqa: PLC0415 - errors imports nothing of ours
+
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except ServiceError as error:
+            session.rollback()
+            if error.audit is not None:
+                self._record_refusal(error)
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            hooks: list[Callable[[], None]] = session.info.pop("after_commit", [])
+            committed = session.info.pop("committed", False)
+            session.close()
+        if committed:
+            for hook in hooks:
+                hook()
+
+    def _record_refusal(self, error: Any) -> None:
+        from alertd.audit.services import record  # noqa: PLC0415 - avoids an import cycle
+
+        with self.sessions() as session:
+            record(session, **error.audit)
+            session.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    session.info["committed"] = True
+
+
+def after_commit(session: Session, hook: Callable[[], None]) -> None:
+    """Run ``hook`` once the current transaction has committed; never if it rolls back."""
+    session.info.setdefault("after_commit", []).append(hook)

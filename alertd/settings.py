@@ -1,0 +1,121 @@
+"""Settings: defaults from ``config/defaults.py``, overridden by ``ALERTD_*`` environment
+variables, overridden by an explicit mapping (tests)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from config import defaults
+
+PREFIX = "ALERTD_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    INSTANCE_PATH: str
+    DATABASE_URL: str
+    BROKER_URL: str
+    SECRET_KEY: str
+    PUBLIC_URL: str
+    HOST: str
+    PORT: int
+    DEFAULT_ALERT_MINUTES: int
+    EXTEND_MINUTES: int
+    EXPIRY_WARNING_MINUTES: int
+    MAX_ALERT_HOURS: int
+    MAX_PHOTO_BYTES: int
+    CHANNELS: str
+    CRITERIA_DIR: str
+    DEFAULT_JURISDICTION: str
+    CAP_SENDER: str
+    CAP_SENDER_NAME: str
+    CAP_IDENTIFIER_PREFIX: str
+    LOGIN_MAX_FAILURES: int
+    LOGIN_WINDOW_SECONDS: int
+    SWEEP_SECONDS: float
+    OUTBOX_REPUBLISH_SECONDS: float
+    DELIVERY_LEASE_SECONDS: int
+    DELIVERY_BATCH_SIZE: int
+    DELIVERY_MAX_ATTEMPTS: int
+    VISIBILITY_TIMEOUT_SECONDS: int
+    PUBLISH_TIMEOUT_SECONDS: float
+
+    @property
+    def instance_path(self) -> Path:
+        path = Path(self.INSTANCE_PATH)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def database_url(self) -> str:
+        return self.DATABASE_URL or f"sqlite:///{self.instance_path / 'alertd.sqlite3'}"
+
+    @property
+    def broker_url(self) -> str:
+        return self.BROKER_URL or "filesystem://"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("filesystem://")
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.instance_path / "broker"
+
+    @property
+    def photo_path(self) -> Path:
+        return self.instance_path / "photos"
+
+    @property
+    def criteria_dir(self) -> Path:
+        return Path(self.CRITERIA_DIR) if self.CRITERIA_DIR else REPO_ROOT / "config" / "criteria"
+
+    @property
+    def secure_cookies(self) -> bool:
+        # Browsers drop Secure cookies on plain http (other than localhost); follow the public URL.
+        return self.PUBLIC_URL.startswith("https://")
+
+    def with_overrides(self, **values: Any) -> Settings:
+        return replace(self, **values)
+
+
+def _coerce(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind in ("int", int):
+            return int(raw)
+        if kind in ("float", float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+    return raw
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in fields(Settings):
+        value: Any = getattr(defaults, field.name)
+        if PREFIX + field.name in env:
+            value = _coerce(field.name, env[PREFIX + field.name], field.type)
+        values[field.name] = value
+    values.update(overrides or {})
+    return Settings(**values)
+
+
+def ensure_secret_key(settings: Settings) -> str:
+    """Return the configured secret key, or one generated once and kept in the instance folder."""
+    if settings.SECRET_KEY:
+        return settings.SECRET_KEY
+    key_file = settings.instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()

@@ -1,0 +1,1 @@
+"""The Flask application: console pages, the JSON API and public routes."""

@@ -1,0 +1,93 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from alertd.broker import Publisher
+from alertd.context import Context, make_context
+from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
+from alertd.web.filters import register_filters
+
+csrf = CSRFProtect()
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context: Context | None = None,
+    publisher: Publisher | None = None,
+    test_config: Mapping[str, Any] | None = None,
+) -> Flask:
+    if context is None:
+        settings = settings or load_settings()
+        context = make_context(settings, publisher)
+    settings = context.settings
+    app = Flask(
+        "alertd",
+        template_folder=str(REPO_ROOT / "templates"),
+        static_folder=str(REPO_ROOT / "alertd" / "web" / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=ensure_secret_key(settings),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="alertd_session",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        # A photo (base64 in the API) plus the form; larger bodies are refused unread.
+        MAX_CONTENT_LENGTH=settings.MAX_PHOTO_BYTES * 4 // 3 + 1_000_000,
+        WTF_CSRF_TIME_LIMIT=None,
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["alertd"] = context
+    # Behind one reverse proxy, trust its X-Forwarded-For and X-Forwarded-Proto.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    csrf.init_app(app)
+    register_filters(app)
+
+    from alertd.accounts.views import bp as accounts_bp  # noqa: PLC0415
+    from alertd.alerts.api import bp as api_bp  # noqa: PLC0415
+    from alertd.alerts.views import bp as alerts_bp  # noqa: PLC0415
+    from alertd.web.public import bp as public_bp  # noqa: PLC0415
+
+    csrf.exempt(api_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(alerts_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(public_bp)
+
+    @app.errorhandler(HTTPException)
+    def api_errors_as_json(error: HTTPException) -> Response | HTTPException:
+        # API clients always get JSON, even for errors raised before a blueprint view runs.
+        if not request.path.startswith("/api/"):
+            return error
+        response = jsonify(error=(error.name or "error").lower().replace(" ", "_"),
+                           message=error.description)
+        response.status_code = error.code or 500
+        return response
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'",
+        )
+        if g.get("actor") is not None:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

@@ -1,0 +1,32 @@
+"""Routes anyone may read: photos at their stable URLs and a health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, jsonify, request
+from sqlalchemy import text
+
+from alertd.alerts.photos import photo_by_name
+from alertd.web.auth import ctx
+
+bp = Blueprint("public", __name__)
+
+
+@bp.get("/photos/<name>")
+def photo(name: str) -> Response:
+    with ctx().db.session() as session:
+        found = photo_by_name(session, name)
+        if found is None:
+            abort(404)
+        etag = f'"{found.sha256}"'
+        if etag in request.headers.get("If-None-Match", ""):
+            return Response(status=304, headers={"ETag": etag})
+        # The name is the content's hash, so the bytes at this URL never change.
+        return Response(found.data, mimetype=found.mime_type, headers={
+            "ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"})
+
+
+@bp.get("/healthz")
+def health() -> Response:
+    with ctx().db.session() as session:
+        session.execute(text("SELECT 1"))
+    return jsonify(status="ok")

@@ -1,0 +1,1 @@
+"""Settings files: defaults and data. No logic lives here."""

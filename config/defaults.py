@@ -1,0 +1,54 @@
+"""Default settings. Each one can be overridden by an environment variable of the same name
+prefixed ``ALERTD_`` (``DATABASE_URL`` -> ``ALERTD_DATABASE_URL``); README lists them all."""
+
+# Where the embedded default keeps its SQLite file, secret key, photos and broker queue.
+INSTANCE_PATH = "instance"
+# Empty means a SQLite file in the instance folder.
+DATABASE_URL = ""
+# Empty means the embedded broker: a filesystem queue in the instance folder, no server.
+BROKER_URL = ""
+# Empty means a random key generated once and stored in the instance folder.
+SECRET_KEY = ""
+# The address the public reaches this service at; CAP links, SMS links and Twilio's signature
+# check use it, so behind a proxy it must be the outside address.
+PUBLIC_URL = "http://127.0.0.1:8000"
+HOST = "127.0.0.1"
+PORT = 8000
+
+# Alerts are short-lived (DOMAIN.md section 2): three hours unless the officer says otherwise.
+DEFAULT_ALERT_MINUTES = 180
+# The one-click extension on the alert page adds this much.
+EXTEND_MINUTES = 60
+# The console warns this long before an alert expires.
+EXPIRY_WARNING_MINUTES = 30
+MAX_ALERT_HOURS = 72
+
+# Photos: JPEG or PNG only, at most this many bytes.
+MAX_PHOTO_BYTES = 5_000_000
+
+# The channels every approved version is dispatched to, by name or "module:Class".
+CHANNELS = "log"
+
+# Criteria rule sets live as JSON files; empty means config/criteria.
+CRITERIA_DIR = ""
+DEFAULT_JURISDICTION = "us-doj"
+
+# CAP identity.
+CAP_SENDER = "alerts@alertd.invalid"
+CAP_SENDER_NAME = "alertd"
+CAP_IDENTIFIER_PREFIX = "alertd"
+
+# Login rate limiting: this many failures per account or per address within the window.
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_SECONDS = 900
+
+# Delivery machinery.
+SWEEP_SECONDS = 5.0
+OUTBOX_REPUBLISH_SECONDS = 5.0
+DELIVERY_LEASE_SECONDS = 60
+DELIVERY_BATCH_SIZE = 100
+DELIVERY_MAX_ATTEMPTS = 8
+# The broker's visibility timeout; every delay is kept well under it (RELIABILITY.md section 1).
+VISIBILITY_TIMEOUT_SECONDS = 300
+# How long a web request may wait on the broker before leaving the outbox row to the relay.
+PUBLISH_TIMEOUT_SECONDS = 2.0

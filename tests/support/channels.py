@@ -1,0 +1,65 @@
+"""Channels for tests that run real workers: each delivery appends a line to a file, so the
+test process can count sends across process boundaries; one can be told to fail."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from alertd.alerts.models import Version
+from alertd.channels.models import Delivery
+from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome
+from alertd.context import Context
+
+RECIPIENTS = int(os.environ.get("ALERTD_TEST_RECIPIENTS", "5"))
+
+
+def _sink() -> Path:
+    return Path(os.environ["ALERTD_TEST_SINK"])
+
+
+class RecordingChannel:
+    """Not idempotent, like SMS: a lost lease becomes 'unknown', never a second send."""
+
+    name = "recording"
+    idempotent = False
+    sends_superseded = False
+
+    def render(self, ctx: Context, version: Version) -> str:
+        return version.identifier
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return [f"phone-{i}" for i in range(RECIPIENTS)]
+
+    def deliver(self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+                ) -> list[Outcome]:
+        delay = float(os.environ.get("ALERTD_TEST_SEND_SECONDS", "0"))
+        outcomes = []
+        for delivery in deliveries:
+            time.sleep(delay)
+            with _sink().open("a") as sink:
+                sink.write(f"{delivery.id} {version.identifier} {delivery.recipient}\n")
+            outcomes.append(Outcome(delivery.id, OUT_SENT))
+        return outcomes
+
+
+class FlakyChannel:
+    """Idempotent, like a webhook: fails until the file named by ALERTD_TEST_FLAKY exists."""
+
+    name = "flaky"
+    idempotent = True
+    sends_superseded = False
+
+    def render(self, ctx: Context, version: Version) -> str:
+        return version.identifier
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return ["endpoint-1"]
+
+    def deliver(self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+                ) -> list[Outcome]:
+        if Path(os.environ["ALERTD_TEST_FLAKY"]).exists():
+            return [Outcome(d.id, OUT_SENT) for d in deliveries]
+        return [Outcome(d.id, OUT_RETRY, "endpoint down", retry_after=1) for d in deliveries]
