@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 # The embedded broker polls its folder; 50 ms keeps dispatch well under the one-second budget
 # at the cost of a few idle wake-ups a second.
-EMBEDDED_POLL_SECONDS = 0.05
+EMBEDDED_POLL_SECONDS = 0.01
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:

@@ -3,6 +3,7 @@ alert bodies come from tests.support.factories."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,17 @@ def pytest_report_header(config: Any) -> str:
     from tests.support.database import POSTGRES_URL  # noqa: PLC0415
 
     return f"alertd test database: {'PostgreSQL' if POSTGRES_URL else 'SQLite'}"
+
+
+SERVER_MARKERS = ("redis", "postgres", "browser")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Where servers are required (CI), a test that needs one and skipped has failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if (report.skipped and os.environ.get("ALERTD_REQUIRE_SERVERS")
+            and any(item.get_closest_marker(m) for m in SERVER_MARKERS)):
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but servers are required here: {report.longrepr}"

@@ -188,12 +188,12 @@ def parse_content(raw: Any, *, rule_sets: Mapping[str, RuleSet], default_jurisdi
         raise ContentErrors({"body": "must be a JSON object"})
     c = _Checker()
     out: dict[str, Any] = {}
-    status = raw.get("status", "Actual")
-    if status not in STATUSES:
+    status = raw.get("status") or "Actual"
+    if not isinstance(status, str) or status not in STATUSES:
         c.fail("status", f"must be one of {', '.join(STATUSES)}")
     out["status"] = status if status in STATUSES else "Actual"
     jurisdiction = raw.get("jurisdiction") or default_jurisdiction
-    if jurisdiction not in rule_sets:
+    if not isinstance(jurisdiction, str) or jurisdiction not in rule_sets:
         c.fail("jurisdiction", f"must be one of {', '.join(sorted(rule_sets))}")
         jurisdiction = default_jurisdiction
     out["jurisdiction"] = jurisdiction

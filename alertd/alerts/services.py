@@ -178,7 +178,12 @@ def submit_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         if alert.state != DRAFT:
             raise _refusal(Conflict, f"Only a draft can be submitted; this alert is "
                            f"{alert.state}.", by, "alert.submit", alert)
-        problems = submission_problems(alert.content, ctx.rule_sets[alert.jurisdiction])
+        rule_set = ctx.rule_sets.get(alert.jurisdiction)
+        if rule_set is None:
+            raise _refusal(Invalid, f"The criteria of {alert.jurisdiction!r} are no longer "
+                           "configured; choose another jurisdiction.", by, "alert.submit", alert,
+                           {"jurisdiction": "unknown rule set"})
+        problems = submission_problems(alert.content, rule_set)
         if alert.expires_at <= utcnow():
             problems["expires_at"] = "is in the past; set a new expiry"
         if problems:
@@ -239,9 +244,9 @@ def reject_alert(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Aler
         return alert
 
 
-def _reason(reason: str, by: Actor, action: str, alert: Alert) -> str:
+def _reason(reason: str, by: Actor, action: str, alert: Alert, *, required: bool = True) -> str:
     reason = (reason or "").strip()
-    if not reason:
+    if required and not reason:
         raise _refusal(Invalid, "Give a reason.", by, action, alert, {"reason": "is required"})
     if len(reason) > 1000:
         raise _refusal(Invalid, "The reason is too long.", by, action, alert,
@@ -342,7 +347,7 @@ def _end(ctx: Context, alert_id: int, reason: str, by: Actor, state: str, kind: 
         _require(by, action, action, alert)
         if alert.state == state:
             return alert  # Cancelling or resolving twice is harmless.
-        reason = (reason or "").strip()[:1000]
+        reason = _reason(reason, by, action, alert, required=state == CANCELLED)
         allowed = (ACTIVE, DRAFT, PENDING) if state == CANCELLED else (ACTIVE,)
         if alert.state not in allowed:
             raise _refusal(Conflict, f"This alert is {alert.state}; it cannot be {state}.",
@@ -372,6 +377,10 @@ def extend_alert(ctx: Context, alert_id: int, *, by: Actor, minutes: int | None 
             raise _refusal(Conflict, f"Only an active alert can be extended; this alert is "
                            f"{alert.state}.", by, "alert.extend", alert)
         now = utcnow()
+        max_minutes = ctx.settings.MAX_ALERT_HOURS * 60
+        if minutes is not None and not 1 <= minutes <= max_minutes:
+            raise _refusal(Invalid, f"Extend by 1 to {max_minutes} minutes.", by, "alert.extend",
+                           alert, {"minutes": f"must be from 1 to {max_minutes}"})
         if until is None:
             step = ctx.settings.EXTEND_MINUTES if minutes is None else minutes
             until = max(alert.expires_at, now) + timedelta(minutes=step)
