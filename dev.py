@@ -26,7 +26,7 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def install() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs before anything is checked
         sys.exit(f"alertd needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
@@ -62,8 +62,15 @@ def run_tests(extra: list[str]) -> int:
     env.pop("ALERTD_TEST_DATABASE_URL", None)
     pytest = [str(PYTHON), "-m", "pytest", "-W", "error", *extra]
 
+    print("== ruff and mypy", flush=True)
+    lint = [[str(BIN / "ruff"), "check", "."], [str(BIN / "ruff"), "format", "--check", "."],
+            [str(BIN / "mypy")]]
+    code = 0
+    for command in lint:
+        code = subprocess.run(command, cwd=ROOT, check=False).returncode or code
+
     print("\n== test suite on SQLite", flush=True)
-    code = subprocess.run(pytest, env=env, cwd=ROOT, check=False).returncode
+    code = subprocess.run(pytest, env=env, cwd=ROOT, check=False).returncode or code
     postgres = os.environ.get("ALERTD_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     if postgres_answers(postgres):
         print("\n== test suite on PostgreSQL", flush=True)

@@ -27,7 +27,7 @@ class Context:
 
 def make_context(settings: Settings, publisher: Publisher | None = None) -> Context:
     # Every mapper must be known before the first query resolves a foreign key.
-    import alertd.models  # noqa: F401, PLC0415 - models import services that import this module
+    import alertd.models  # noqa: F401 - models import services that import this module
 
     settings.instance_path.mkdir(parents=True, exist_ok=True)
     return Context(settings, Database(settings.database_url), publisher or Publisher(settings))

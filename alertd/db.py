@@ -7,9 +7,9 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, Result, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -41,7 +41,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
 
 
 def make_engine(url: str) -> Engine:
@@ -96,7 +97,7 @@ class Database:
         its audit entry (if any) in a transaction of its own, so a refused action leaves no trace
         but the record that it was refused.
         """
-        from alertd.errors import ServiceError  # noqa: PLC0415 - errors imports nothing of ours
+        from alertd.errors import ServiceError
 
         session = self.sessions()
         try:
@@ -111,7 +112,7 @@ class Database:
             session.rollback()
             raise
         finally:
-            hooks: list[Callable[[], None]] = session.info.pop("after_commit", [])
+            hooks: list[Callable[[], object]] = session.info.pop("after_commit", [])
             committed = session.info.pop("committed", False)
             session.close()
         if committed:
@@ -119,7 +120,7 @@ class Database:
                 hook()
 
     def _record_refusal(self, error: Any) -> None:
-        from alertd.audit.services import record  # noqa: PLC0415 - avoids an import cycle
+        from alertd.audit.services import record
 
         with self.sessions() as session:
             record(session, **error.audit)
@@ -134,6 +135,11 @@ def _mark_committed(session: Session) -> None:
     session.info["committed"] = True
 
 
-def after_commit(session: Session, hook: Callable[[], None]) -> None:
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def after_commit(session: Session, hook: Callable[[], object]) -> None:
     """Run ``hook`` once the current transaction has committed; never if it rolls back."""
     session.info.setdefault("after_commit", []).append(hook)

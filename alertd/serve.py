@@ -51,9 +51,9 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 
 
 def serve_web(settings: Settings, *, port: int | None = None, host: str | None = None) -> int:
-    import waitress  # noqa: PLC0415 - only the embedded web server needs it
+    import waitress
 
-    from alertd.web.app import create_app  # noqa: PLC0415
+    from alertd.web.app import create_app
 
     settings = replace(settings, PORT=port or settings.PORT, HOST=host or settings.HOST)
     waitress.serve(create_app(settings), host=settings.HOST, port=settings.PORT,

@@ -17,7 +17,7 @@ from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
 from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
 from alertd.context import Context
-from alertd.db import Base, utcnow
+from alertd.db import Base, rowcount, utcnow
 from alertd.errors import ServiceError
 from alertd.outbox.services import relay
 
@@ -44,12 +44,12 @@ def acquire_lock(ctx: Context, name: str, holder: str, seconds: int) -> bool:
             session.add(SchedulerLock(name=name, holder=holder,
                                       lease_until=now + timedelta(seconds=seconds)))
             return True
-        taken = session.execute(
+        taken = rowcount(session.execute(
             update(SchedulerLock)
             .where(SchedulerLock.name == name,
                    (SchedulerLock.lease_until < now) | (SchedulerLock.holder == holder))
             .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
-        ).rowcount
+        ))
         return bool(taken)
 
 

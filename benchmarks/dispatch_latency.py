@@ -50,7 +50,7 @@ def run_case(name: str, db_url: str, broker_url: str, workdir: Path, approvals: 
         officer = actor_for(create_user(session, "bench-officer", "officer", "x" * 12))
         supervisor = actor_for(create_user(session, "bench-supervisor", "supervisor", "x" * 12))
     env = alertd_env(INSTANCE_PATH=str(settings.instance_path), DATABASE_URL=db_url,
-                     BROKER_URL=broker_url, CHANNELS="log", SECRET_KEY="bench")
+                     BROKER_URL=broker_url, CHANNELS="log", SECRET_KEY="bench")  # noqa: S106
     worker = CeleryProcess("worker", env, workdir / f"worker-{name}.log", "--concurrency=2")
     try:
         worker.wait_ready(60)

@@ -20,6 +20,9 @@ from alertd.web.app import create_app
 from tests.support.database import database_url, empty_tables, reset_schema
 from tests.support.factories import make_actor
 
+# Real processes (redis-server, Celery worker and beat) for tests/integration and tests/faults.
+pytest_plugins = ["tests.support.live"]
+
 
 @pytest.fixture(scope="session")
 def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -89,7 +92,7 @@ def admin(ctx: Context) -> Actor:
 
 
 def pytest_report_header(config: Any) -> str:
-    from tests.support.database import POSTGRES_URL  # noqa: PLC0415
+    from tests.support.database import POSTGRES_URL
 
     return f"alertd test database: {'PostgreSQL' if POSTGRES_URL else 'SQLite'}"
 

@@ -24,7 +24,7 @@ _hasher = PasswordHasher()
 # A hash of a random password, checked when the user does not exist, so that a login for an
 # unknown name takes as long as one for a known name.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-TOKEN_PREFIX = "alertd_"
+TOKEN_PREFIX = "alertd_"  # noqa: S105 - a visible prefix, so leaked tokens are recognisable
 MIN_PASSWORD_LENGTH = 12
 # ASCII only: look-alike letters from other scripts would let one name pose as another.
 _USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")

@@ -60,7 +60,8 @@ def _refusal(
 
 def _require(actor: Actor, permission: str, action: str, alert: Alert | None) -> None:
     if not actor.can(permission):
-        raise _refusal(Forbidden, f"A {actor.role} may not {action.split('.', 1)[1]} alerts.",
+        verb = action.split(".", 1)[1].replace("_", " ")
+        raise _refusal(Forbidden, f"The {actor.role} role may not {verb} alerts.",
                        actor, action, alert)
 
 

@@ -42,7 +42,7 @@ from alertd.channels.registry import (
     registry_for,
 )
 from alertd.context import Context
-from alertd.db import after_commit, utcnow
+from alertd.db import after_commit, rowcount, utcnow
 from alertd.outbox.services import take_message
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,13 @@ def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
     Safe to run again after a crash: rows exist once, whatever ran before."""
     now = utcnow()
     with ctx.db.transaction() as session:
-        claimed = session.execute(
+        claimed = rowcount(session.execute(
             update(Dispatch)
             .where(Dispatch.id == dispatch_id,
                    or_(Dispatch.state == D_PENDING,
                        (Dispatch.state == D_PLANNING) & (Dispatch.lease_until < now)))
             .values(state=D_PLANNING, lease_until=now + timedelta(seconds=PLAN_LEASE_SECONDS))
-        ).rowcount
+        ))
         if not claimed:
             return 0
         dispatch = session.get(Dispatch, dispatch_id)
@@ -194,46 +194,98 @@ def _skip_reason(session: Session, version: Version, channel: Channel, now: date
 
 
 def deliver_batch(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]) -> int:
-    """Claim, re-check, send, record. Returns how many deliveries this call sent."""
-    registry = registry_for(ctx)
+    """Claim, re-check, send, record. Returns how many deliveries this call sent.
+
+    An idempotent channel sends the batch in one call. Any other channel sends one delivery at
+    a time, re-checking the alert and marking the attempt just before each request leaves: a
+    crash then leaves at most the one request in flight 'unknown', and a cancel stops the
+    sends that follow it.
+    """
+    claim = _claim(ctx, dispatch_id, delivery_ids)
+    if claim is None:
+        return 0
+    channel, version, claimed = claim
+    if channel.idempotent:
+        return _send(ctx, channel, version, claimed)
+    sent = 0
+    for delivery in claimed:
+        if _mark_attempt(ctx, channel, version, delivery):
+            sent += _send(ctx, channel, version, [delivery])
+    return sent
+
+
+def _claim(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]
+           ) -> tuple[Channel, Version, list[Delivery]] | None:
     now = utcnow()
     with ctx.db.transaction() as session:
         dispatch = session.get(Dispatch, dispatch_id)
         if dispatch is None or not delivery_ids:
-            return 0
-        channel = registry.get(dispatch.channel)
+            return None
+        channel = registry_for(ctx).get(dispatch.channel)
         if channel is None:
-            return 0
+            return None
         lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
-        claim = (
+        session.execute(
             update(Delivery)
             .where(Delivery.id.in_(list(delivery_ids)), Delivery.dispatch_id == dispatch_id,
                    Delivery.state.in_((PENDING, RETRY_WAIT)), Delivery.next_attempt_at <= now)
-            .values(state=SENDING, lease_until=lease, attempts=Delivery.attempts + 1)
+            .values(state=SENDING, lease_until=lease, attempted_at=None)
         )
-        session.execute(claim)
         claimed = list(session.execute(
             select(Delivery).where(Delivery.id.in_(list(delivery_ids)),
                                    Delivery.state == SENDING, Delivery.lease_until == lease)
+            .order_by(Delivery.id)
         ).scalars())
         if not claimed:
-            return 0
+            return None
         version = session.get(Version, dispatch.version_id)
         assert version is not None
         reason = _skip_reason(session, version, channel, now)
         if reason is not None:
             _record(ctx, session, channel, version,
                     [Outcome(d.id, OUT_SKIPPED, reason) for d in claimed], claimed)
-            return 0
+            return None
+        if channel.idempotent:
+            session.execute(update(Delivery).where(Delivery.id.in_([d.id for d in claimed]))
+                            .values(attempted_at=now, attempts=Delivery.attempts + 1))
+            for delivery in claimed:
+                delivery.attempts += 1
+        return channel, version, claimed
+
+
+def _mark_attempt(ctx: Context, channel: Channel, version: Version, delivery: Delivery) -> bool:
+    """Re-check the alert and record that this delivery's request is about to leave, renewing
+    its lease. False when it must not be sent (then it is recorded as skipped) or when the
+    lease was lost to the sweeper."""
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        reason = _skip_reason(session, version, channel, now)
+        if reason is not None:
+            _record(ctx, session, channel, version, [Outcome(delivery.id, OUT_SKIPPED, reason)],
+                    [delivery])
+            return False
+        lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
+        marked = rowcount(session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery.id, Delivery.state == SENDING,
+                   Delivery.lease_until == delivery.lease_until)
+            .values(attempted_at=now, lease_until=lease, attempts=Delivery.attempts + 1)
+        ))
+        if marked:
+            delivery.lease_until, delivery.attempts = lease, delivery.attempts + 1
+        return bool(marked)
+
+
+def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Delivery]) -> int:
     # No transaction is open while the channel talks to the outside world.
     try:
-        outcomes = channel.deliver(ctx, version, claimed)
+        outcomes = channel.deliver(ctx, version, deliveries)
     except Exception as exc:  # A channel bug must not leave rows in "sending" for a lease.
-        log.exception("channel %s failed on dispatch %s", channel.name, dispatch_id)
+        log.exception("channel %s failed on version %s", channel.name, version.identifier)
         state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
-        outcomes = [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in claimed]
+        outcomes = [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in deliveries]
     with ctx.db.transaction() as session:
-        _record(ctx, session, channel, version, outcomes, claimed)
+        _record(ctx, session, channel, version, outcomes, deliveries)
     return sum(1 for o in outcomes if o.state == OUT_SENT)
 
 
@@ -275,12 +327,12 @@ def _record(ctx: Context, session: Session, channel: Channel, version: Version,
         values["state"] = state
         if state != RETRY_WAIT:
             values["finished_at"] = now
-        changed = session.execute(
+        changed = rowcount(session.execute(
             update(Delivery)
             .where(Delivery.id == delivery.id, Delivery.state == SENDING,
                    Delivery.lease_until == delivery.lease_until)
             .values(**values)
-        ).rowcount
+        ))
         if changed:
             audits.append(AuditRecord(
                 SYSTEM, f"delivery.{state}", "delivery", delivery.id,
@@ -296,8 +348,9 @@ def _record(ctx: Context, session: Session, channel: Channel, version: Version,
 
 
 def reclaim_expired_leases(ctx: Context) -> int:
-    """Deliveries whose task died mid-send. An idempotent channel retries them; for any other,
-    the request may have left, so the outcome is unknown and is never resent blindly."""
+    """Deliveries whose task died mid-send. An idempotent channel retries them, and so does any
+    channel whose request never left; otherwise the request may have left, so the outcome is
+    unknown and is never resent blindly."""
     registry, now, count = registry_for(ctx), utcnow(), 0
     with ctx.db.transaction() as session:
         stuck = list(session.execute(
@@ -307,7 +360,8 @@ def reclaim_expired_leases(ctx: Context) -> int:
         audits = []
         for delivery in stuck:
             channel = registry.get(delivery.channel)
-            if channel is not None and channel.idempotent:
+            never_left = delivery.attempted_at is None
+            if channel is not None and (channel.idempotent or never_left):
                 delivery.state, delivery.next_attempt_at = RETRY_WAIT, now
                 delivery.enqueued_at = None
             else:

@@ -30,7 +30,7 @@ class LogChannel:
         self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
     ) -> list[Outcome]:
         text = self.render(ctx, version)
-        for delivery in deliveries:
+        for _ in deliveries:
             log.warning("ALERT %s [%s %s] %s", version.identifier, version.status,
                         version.msg_type, text)
         return [Outcome(d.id, OUT_SENT) for d in deliveries]

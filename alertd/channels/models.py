@@ -59,6 +59,9 @@ class Delivery(Base):
     # When a task was last sent for it; the sweeper sends another if none took it.
     enqueued_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
+    # Set just before a request leaves, cleared by each claim: a lost lease with this set means
+    # the outcome is unknown; without it, nothing was sent and a retry is safe.
+    attempted_at: Mapped[datetime | None]
     last_error: Mapped[str] = mapped_column(Text, default="")
     external_id: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

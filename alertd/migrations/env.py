@@ -24,8 +24,8 @@ def run_migrations(connection: Connection) -> None:
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    from alertd.db import make_engine  # noqa: PLC0415 - only for the alembic command line
-    from alertd.settings import load_settings  # noqa: PLC0415
+    from alertd.db import make_engine
+    from alertd.settings import load_settings
 
     engine = make_engine(load_settings().database_url)
     with engine.connect() as conn:

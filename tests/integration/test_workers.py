@@ -128,7 +128,7 @@ def test_the_sweeper_expires_an_alert_within_15_seconds(
 
 
 def test_two_sweepers_at_once_do_not_both_run(live_ctx: Context) -> None:
-    from alertd.sweeper import SWEEP_LOCK, acquire_lock  # noqa: PLC0415
+    from alertd.sweeper import SWEEP_LOCK, acquire_lock
 
     assert acquire_lock(live_ctx, SWEEP_LOCK, "other-host", 60)
 

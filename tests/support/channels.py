@@ -40,7 +40,8 @@ class RecordingChannel:
         for delivery in deliveries:
             time.sleep(delay)
             with _sink().open("a") as sink:
-                sink.write(f"{delivery.id} {version.identifier} {delivery.recipient}\n")
+                sink.write(f"{delivery.id} {version.identifier} {delivery.recipient} "
+                           f"{time.time():.3f}\n")
             outcomes.append(Outcome(delivery.id, OUT_SENT))
         return outcomes
 

@@ -209,6 +209,7 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', alertd.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('enqueued_at', alertd.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_until', alertd.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempted_at', alertd.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=False),
     sa.Column('external_id', sa.String(length=120), nullable=True),
     sa.Column('created_at', alertd.db.UTCDateTime(timezone=True), nullable=False),

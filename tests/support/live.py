@@ -35,6 +35,7 @@ def live_settings(tmp_path: Path, db_url: str, redis: RedisServer) -> Settings:
         "OUTBOX_REPUBLISH_SECONDS": 1.0,
         "DELIVERY_LEASE_SECONDS": 5,
         "PUBLISH_TIMEOUT_SECONDS": 1.0,
+        "DELIVERY_BATCH_SIZE": 5,
     }, environ={})
 
 
@@ -47,10 +48,13 @@ def sink(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def worker_env(live_settings: Settings, sink: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of worker and beat processes: the same database and broker as
+    live_ctx, short sweeps and leases, and the test channels' files."""
     env = alertd_env(
         INSTANCE_PATH=str(live_settings.instance_path), DATABASE_URL=live_settings.database_url,
         BROKER_URL=live_settings.broker_url, CHANNELS=CHANNELS, SWEEP_SECONDS="1",
-        OUTBOX_REPUBLISH_SECONDS="1", DELIVERY_LEASE_SECONDS="5", SECRET_KEY="test")
+        OUTBOX_REPUBLISH_SECONDS="1", DELIVERY_LEASE_SECONDS="5", SECRET_KEY="test",
+        DELIVERY_BATCH_SIZE=str(live_settings.DELIVERY_BATCH_SIZE))
     env["ALERTD_TEST_SINK"] = str(sink)
     env["ALERTD_TEST_FLAKY"] = str(tmp_path / "flaky-ok")
     return env
