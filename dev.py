@@ -37,19 +37,21 @@ def install() -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     print("installing alertd and its dependencies into .venv ...", flush=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
-                   check=True)
-    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"],
-                   check=True, cwd=ROOT)
+    subprocess.run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+    subprocess.run(
+        [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[dev]"], check=True, cwd=ROOT
+    )
     stamp.write_text(digest)
 
 
 def postgres_answers(url: str) -> bool:
-    probe = ("import sys, sqlalchemy as sa\n"
-             "try:\n"
-             f"    sa.create_engine({url!r}).connect().close()\n"
-             "except Exception as e:\n"
-             "    print(f'PostgreSQL not reachable: {e}'.splitlines()[0]); sys.exit(1)\n")
+    probe = (
+        "import sys, sqlalchemy as sa\n"
+        "try:\n"
+        f"    sa.create_engine({url!r}).connect().close()\n"
+        "except Exception as e:\n"
+        "    print(f'PostgreSQL not reachable: {e}'.splitlines()[0]); sys.exit(1)\n"
+    )
     return subprocess.run([str(PYTHON), "-c", probe], check=False).returncode == 0
 
 
@@ -63,8 +65,11 @@ def run_tests(extra: list[str]) -> int:
     pytest = [str(PYTHON), "-m", "pytest", "-W", "error", *extra]
 
     print("== ruff and mypy", flush=True)
-    lint = [[str(BIN / "ruff"), "check", "."], [str(BIN / "ruff"), "format", "--check", "."],
-            [str(BIN / "mypy")]]
+    lint = [
+        [str(BIN / "ruff"), "check", "."],
+        [str(BIN / "ruff"), "format", "--check", "."],
+        [str(BIN / "mypy")],
+    ]
     code = 0
     for command in lint:
         code = subprocess.run(command, cwd=ROOT, check=False).returncode or code
@@ -75,8 +80,12 @@ def run_tests(extra: list[str]) -> int:
     if postgres_answers(postgres):
         print("\n== test suite on PostgreSQL", flush=True)
         # The browser drives the same pages whatever the database; once is enough.
-        pg = subprocess.run([*pytest, "-m", "not browser"], cwd=ROOT, check=False,
-                            env=env | {"ALERTD_TEST_DATABASE_URL": postgres}).returncode
+        pg = subprocess.run(
+            [*pytest, "-m", "not browser"],
+            cwd=ROOT,
+            check=False,
+            env=env | {"ALERTD_TEST_DATABASE_URL": postgres},
+        ).returncode
         code = code or pg
     elif strict:
         print("FAILED: PostgreSQL is required here (CI) but did not answer", flush=True)

@@ -66,8 +66,9 @@ class Publisher:
         try:
             self.app.send_task(task_name, args=args, retry=False)
         except Exception:  # The broker is a fast path; the database relay is the safe path.
-            log.warning("could not publish %s%r; the relay will retry", task_name, args,
-                        exc_info=True)
+            log.warning(
+                "could not publish %s%r; the relay will retry", task_name, args, exc_info=True
+            )
             return False
         return True
 

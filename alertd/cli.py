@@ -6,7 +6,8 @@ import argparse
 import getpass
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
@@ -15,8 +16,13 @@ from alertd.errors import ServiceError
 from alertd.settings import load_settings
 
 
-def _context() -> Context:
-    return make_context(load_settings())
+@contextmanager
+def _context() -> Iterator[Context]:
+    ctx = make_context(load_settings())
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 def _read_password(prompt: str) -> str:
@@ -26,67 +32,118 @@ def _read_password(prompt: str) -> str:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from alertd.schema import upgrade  # noqa: PLC0415 - Alembic loads slowly
+    from alertd.schema import upgrade
 
-    ctx = _context()
-    upgrade(ctx.db)
-    print(f"schema is up to date at {ctx.db.engine.url.render_as_string(hide_password=True)}")
-    return 0
+    with _context() as ctx:
+        upgrade(ctx.db)
+        print(f"schema is up to date at {ctx.db.engine.url.render_as_string(hide_password=True)}")
+        return 0
 
 
 def cmd_users_create(args: argparse.Namespace) -> int:
-    from alertd.accounts.services import create_user  # noqa: PLC0415
+    from alertd.accounts.services import create_user
 
-    ctx = _context()
-    password = _read_password(f"Password for {args.name}: ")
-    with ctx.db.transaction() as session:
-        create_user(session, args.name, args.role, password)
-    print(f"created {args.role} {args.name}")
-    return 0
+    with _context() as ctx:
+        password = _read_password(f"Password for {args.name}: ")
+        with ctx.db.transaction() as session:
+            create_user(session, args.name, args.role, password)
+        print(f"created {args.role} {args.name}")
+        return 0
 
 
 def cmd_tokens_create(args: argparse.Namespace) -> int:
-    from alertd.accounts.services import create_token  # noqa: PLC0415
+    from alertd.accounts.services import create_token
 
-    ctx = _context()
-    with ctx.db.transaction() as session:
-        new = create_token(session, args.name, args.label)
-    print(new.token)
-    print(f"(API token for {args.name}; it is shown only this once)", file=sys.stderr)
-    return 0
+    with _context() as ctx:
+        with ctx.db.transaction() as session:
+            new = create_token(session, args.name, args.label)
+        print(new.token)
+        print(f"(API token for {args.name}; it is shown only this once)", file=sys.stderr)
+        return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from alertd.audit.services import verify_chain  # noqa: PLC0415
+    from alertd.audit.services import verify_chain
 
-    ctx = _context()
-    with ctx.db.session() as session:
-        result = verify_chain(session)
-    if result.ok:
-        print(f"audit trail intact: {result.entries} entries")
-        return 0
-    print(f"audit trail BROKEN: {result.problem}", file=sys.stderr)
-    return 1
+    with _context() as ctx:
+        with ctx.db.session() as session:
+            result = verify_chain(session)
+        if result.ok:
+            print(f"audit trail intact: {result.entries} entries")
+            return 0
+        print(f"audit trail BROKEN: {result.problem}", file=sys.stderr)
+        return 1
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from alertd.audit.services import export_jsonl  # noqa: PLC0415
+    from alertd.audit.services import export_jsonl
 
-    ctx = _context()
-    with ctx.db.session() as session:
-        if args.output == "-":
-            count = export_jsonl(session, sys.stdout)
-        else:
-            with open(args.output, "w", encoding="utf-8") as out:  # noqa: PTH123
-                count = export_jsonl(session, out)
-    print(f"exported {count} entries", file=sys.stderr)
+    with _context() as ctx:
+        with ctx.db.session() as session:
+            if args.output == "-":
+                count = export_jsonl(session, sys.stdout)
+            else:
+                with open(args.output, "w", encoding="utf-8") as out:  # noqa: PTH123
+                    count = export_jsonl(session, out)
+        print(f"exported {count} entries", file=sys.stderr)
+        return 0
+
+
+def cmd_cap_verify(args: argparse.Namespace) -> int:
+    # Imported here, as the other commands do, to keep start-up lean.
+    from pathlib import Path
+
+    from alertd.channels.cap.message import CAP_NS, parse_cap_datetime
+    from alertd.channels.cap.signing import CapSignatureError, verify_cap
+    from alertd.channels.cap.validate import parse_untrusted, validate_cap
+
+    try:
+        xml = Path(args.file).read_bytes()
+        cert = Path(args.cert).read_bytes() if args.cert else None
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    at = None
+    if args.at_sent:
+        # An archived message: its certificate had to be valid when it was sent, not today.
+        try:
+            sent = parse_untrusted(xml).findtext(f"{{{CAP_NS}}}sent") or ""
+            at = parse_cap_datetime(sent.strip())
+        except ValueError as exc:
+            print(f"INVALID: cannot read <sent> for --at-sent: {exc}", file=sys.stderr)
+            return 1
+    try:
+        verify_cap(xml, cert, at=at)
+    except CapSignatureError as exc:
+        print(f"INVALID signature: {exc}", file=sys.stderr)
+        return 1
+    errors = validate_cap(xml)
+    if errors:
+        print("signature valid, but the message is not valid CAP 1.2:", file=sys.stderr)
+        for error in errors:
+            print(f"  - {error}", file=sys.stderr)
+        return 1
+    signer = "the given certificate" if cert else "the certificate embedded in the message"
+    print(f"OK: {args.file} is valid CAP 1.2 and its signature verifies against {signer}")
     return 0
+
+
+def cmd_cap_write_feeds(args: argparse.Namespace) -> int:
+    from alertd.channels.cap.static import write_feed_dir
+
+    with _context() as ctx:
+        if not ctx.settings.FEED_DIR:
+            print("error: ALERTD_FEED_DIR is not set", file=sys.stderr)
+            return 1
+        written = write_feed_dir(ctx, all_documents=True)
+        print(f"wrote {len(written)} file(s) in {ctx.settings.FEED_DIR}")
+        return 0
 
 
 def ensure_first_admin(ctx: Context) -> str | None:
     """On a database with no users, create ``admin`` with a random password and return it."""
-    from alertd.accounts.models import User  # noqa: PLC0415
-    from alertd.accounts.services import create_user  # noqa: PLC0415
+    from alertd.accounts.models import User
+    from alertd.accounts.services import create_user
 
     with ctx.db.transaction() as session:
         if session.execute(select(func.count()).select_from(User)).scalar_one():
@@ -97,13 +154,13 @@ def ensure_first_admin(ctx: Context) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from alertd.serve import serve  # noqa: PLC0415
+    from alertd.serve import serve
 
     return serve(load_settings(), port=args.port, host=args.host)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from alertd.serve import serve_web  # noqa: PLC0415
+    from alertd.serve import serve_web
 
     return serve_web(load_settings(), port=args.port, host=args.host)
 
@@ -116,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     users = sub.add_parser("users", help="manage users").add_subparsers(dest="sub", required=True)
     create = users.add_parser("create", help="create a user; the password is read from stdin")
     create.add_argument("name")
-    create.add_argument("--role", required=True,
-                        choices=["officer", "supervisor", "operator", "admin"])
+    create.add_argument(
+        "--role", required=True, choices=["officer", "supervisor", "operator", "admin"]
+    )
     create.set_defaults(func=cmd_users_create)
 
     tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="sub", required=True)
@@ -126,17 +184,38 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--label", default="api", help="what the token is for")
     token.set_defaults(func=cmd_tokens_create)
 
-    for name, func, help_text in (
+    for name, handler, help_text in (
         ("serve", cmd_serve, "run web, worker and scheduler together"),
         ("web", cmd_web, "run only the web console and API"),
     ):
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--port", type=int, default=None)
         command.add_argument("--host", default=None)
-        command.set_defaults(func=func)
+        command.set_defaults(func=handler)
 
-    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(dest="sub",
-                                                                           required=True)
+    cap = sub.add_parser("cap", help="CAP messages and feeds").add_subparsers(
+        dest="sub", required=True
+    )
+    verify = cap.add_parser("verify", help="check a CAP file's signature and validity")
+    verify.add_argument("file")
+    verify.add_argument(
+        "--cert",
+        help="PEM certificate the signature must come from "
+        "(default: the one embedded in the message, which proves integrity only)",
+    )
+    verify.add_argument(
+        "--at-sent",
+        action="store_true",
+        help="check the certificate was valid when the message was sent",
+    )
+    verify.set_defaults(func=cmd_cap_verify)
+    cap.add_parser(
+        "write-feeds", help="write every CAP document and the feeds to ALERTD_FEED_DIR"
+    ).set_defaults(func=cmd_cap_write_feeds)
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="sub", required=True
+    )
     audit.add_parser("verify", help="check the hash chain").set_defaults(func=cmd_audit_verify)
     export = audit.add_parser("export", help="write the trail as JSON Lines")
     export.add_argument("--output", "-o", default="-")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import CursorResult, DateTime, Engine, Result, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -42,7 +43,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
-        datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 def make_engine(url: str) -> Engine:
@@ -133,6 +137,12 @@ class Database:
 @event.listens_for(Session, "after_commit")
 def _mark_committed(session: Session) -> None:
     session.info["committed"] = True
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` on both SQLite and PostgreSQL:
+    rows written under a unique key twice are written once."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def rowcount(result: Result[Any]) -> int:

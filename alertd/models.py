@@ -3,12 +3,25 @@
 from alertd.accounts.models import ApiToken, User
 from alertd.alerts.models import Alert, Photo, Proposal, Version
 from alertd.audit.models import AuditEntry, AuditHead
+from alertd.channels.cap.models import CapDocument
 from alertd.channels.models import Delivery, Dispatch
 from alertd.db import Base
 from alertd.outbox.models import OutboxMessage
 from alertd.sweeper import SchedulerLock
 
 __all__ = [
-    "Alert", "ApiToken", "AuditEntry", "AuditHead", "Base", "Delivery", "Dispatch",
-    "OutboxMessage", "Photo", "Proposal", "SchedulerLock", "User", "Version",
+    "Alert",
+    "ApiToken",
+    "AuditEntry",
+    "AuditHead",
+    "Base",
+    "CapDocument",
+    "Delivery",
+    "Dispatch",
+    "OutboxMessage",
+    "Photo",
+    "Proposal",
+    "SchedulerLock",
+    "User",
+    "Version",
 ]

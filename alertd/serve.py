@@ -19,12 +19,14 @@ WEB_THREADS = 8
 
 def _child_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        PREFIX + "INSTANCE_PATH": str(settings.instance_path),
-        PREFIX + "DATABASE_URL": settings.database_url,
-        PREFIX + "BROKER_URL": settings.broker_url,
-        PREFIX + "PUBLIC_URL": settings.PUBLIC_URL,
-    })
+    env.update(
+        {
+            PREFIX + "INSTANCE_PATH": str(settings.instance_path),
+            PREFIX + "DATABASE_URL": settings.database_url,
+            PREFIX + "BROKER_URL": settings.broker_url,
+            PREFIX + "PUBLIC_URL": settings.PUBLIC_URL,
+        }
+    )
     return env
 
 
@@ -32,10 +34,24 @@ def start_background(settings: Settings) -> list[subprocess.Popen[bytes]]:
     """Start a Celery worker and Celery beat as child processes."""
     env = _child_environment(settings)
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
-    worker = [*celery, "worker", "--loglevel=INFO", "--concurrency=2", "-Q", "alertd",
-              "--hostname=alertd@%h", "--without-gossip", "--without-mingle"]
-    beat = [*celery, "beat", "--loglevel=INFO",
-            "--schedule", str(settings.instance_path / "celerybeat-schedule")]
+    worker = [
+        *celery,
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=2",
+        "-Q",
+        "alertd",
+        "--hostname=alertd@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    beat = [
+        *celery,
+        "beat",
+        "--loglevel=INFO",
+        "--schedule",
+        str(settings.instance_path / "celerybeat-schedule"),
+    ]
     return [subprocess.Popen(cmd, env=env, cwd=REPO_ROOT) for cmd in (worker, beat)]
 
 
@@ -56,8 +72,13 @@ def serve_web(settings: Settings, *, port: int | None = None, host: str | None =
     from alertd.web.app import create_app
 
     settings = replace(settings, PORT=port or settings.PORT, HOST=host or settings.HOST)
-    waitress.serve(create_app(settings), host=settings.HOST, port=settings.PORT,
-                   threads=WEB_THREADS, ident="alertd")
+    waitress.serve(
+        create_app(settings),
+        host=settings.HOST,
+        port=settings.PORT,
+        threads=WEB_THREADS,
+        ident="alertd",
+    )
     return 0
 
 
@@ -74,11 +95,17 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
     print(f"\n  alertd is running at {url}", flush=True)
     print(f"  database: {settings.database_url}\n  broker:   {settings.broker_url}", flush=True)
     if password:
-        print(f"  log in as 'admin' with password: {password}  (shown once; create officers "
-              "and supervisors under Users)", flush=True)
+        print(
+            f"  log in as 'admin' with password: {password}  (shown once; create officers "
+            "and supervisors under Users)",
+            flush=True,
+        )
     else:
-        print("  log in with an existing account; create one with "
-              "`alertd users create NAME --role ROLE`", flush=True)
+        print(
+            "  log in with an existing account; create one with "
+            "`alertd users create NAME --role ROLE`",
+            flush=True,
+        )
     print("  press Ctrl-C to stop\n", flush=True)
     try:
         return serve_web(settings)

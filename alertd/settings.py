@@ -36,6 +36,11 @@ class Settings:
     CAP_SENDER: str
     CAP_SENDER_NAME: str
     CAP_IDENTIFIER_PREFIX: str
+    CAP_IPAWS: bool  # US IPAWS profile on CAP messages
+    CAP_SIGNING_KEY: str  # PEM key path; with CAP_SIGNING_CERT, CAP messages are signed
+    CAP_SIGNING_CERT: str  # PEM certificate path, carried in each signature's KeyInfo
+    FEED_DIR: str  # where feeds and CAP documents are also written as static files
+    FEED_RETENTION_HOURS: float  # how long an ended alert's last message stays in the feeds
     LOGIN_MAX_FAILURES: int
     LOGIN_WINDOW_SECONDS: int
     SWEEP_SECONDS: float
@@ -85,6 +90,13 @@ class Settings:
 
 
 def _coerce(name: str, raw: str, kind: Any) -> Any:
+    if kind in ("bool", bool):
+        # "false" is a non-empty string, so bool(raw) would switch a flag on.
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{PREFIX}{name} must be true or false, got {raw!r}")
     try:
         if kind in ("int", int):
             return int(raw)

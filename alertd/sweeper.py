@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
 from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
+from alertd.channels.registry import registry_for
 from alertd.context import Context
 from alertd.db import Base, rowcount, utcnow
 from alertd.errors import ServiceError
@@ -41,23 +42,32 @@ def acquire_lock(ctx: Context, name: str, holder: str, seconds: int) -> bool:
     now = utcnow()
     with ctx.db.transaction() as session:
         if session.get(SchedulerLock, name) is None:
-            session.add(SchedulerLock(name=name, holder=holder,
-                                      lease_until=now + timedelta(seconds=seconds)))
+            session.add(
+                SchedulerLock(
+                    name=name, holder=holder, lease_until=now + timedelta(seconds=seconds)
+                )
+            )
             return True
-        taken = rowcount(session.execute(
-            update(SchedulerLock)
-            .where(SchedulerLock.name == name,
-                   (SchedulerLock.lease_until < now) | (SchedulerLock.holder == holder))
-            .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
-        ))
+        taken = rowcount(
+            session.execute(
+                update(SchedulerLock)
+                .where(
+                    SchedulerLock.name == name,
+                    (SchedulerLock.lease_until < now) | (SchedulerLock.holder == holder),
+                )
+                .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
+            )
+        )
         return bool(taken)
 
 
 def release_lock(ctx: Context, name: str, holder: str) -> None:
     with ctx.db.transaction() as session:
-        session.execute(update(SchedulerLock)
-                        .where(SchedulerLock.name == name, SchedulerLock.holder == holder)
-                        .values(lease_until=utcnow()))
+        session.execute(
+            update(SchedulerLock)
+            .where(SchedulerLock.name == name, SchedulerLock.holder == holder)
+            .values(lease_until=utcnow())
+        )
 
 
 @dataclass(frozen=True)
@@ -79,8 +89,12 @@ def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
                 expired += expire_alert(ctx, alert_id, by=SYSTEM) is not None
             except ServiceError:
                 log.exception("could not expire alert %s", alert_id)
-        report = SweepReport(expired, relay(ctx), reclaim_expired_leases(ctx),
-                             resume_stalled(ctx))
+        report = SweepReport(expired, relay(ctx), reclaim_expired_leases(ctx), resume_stalled(ctx))
+        for channel in registry_for(ctx).channels():
+            # Some channels have work only the clock triggers (a feed's retention window).
+            periodic = getattr(channel, "sweep", None)
+            if periodic is not None:
+                periodic(ctx)
     finally:
         release_lock(ctx, SWEEP_LOCK, holder)
     if any((report.expired, report.relayed, report.reclaimed, report.resumed)):

@@ -37,20 +37,33 @@ SPACING_SECONDS = 0.05
 WARMUP = 5
 
 
-def run_case(name: str, db_url: str, broker_url: str, workdir: Path, approvals: int
-             ) -> dict[str, object]:
+def run_case(
+    name: str, db_url: str, broker_url: str, workdir: Path, approvals: int
+) -> dict[str, object]:
     if db_url.startswith("postgresql"):
         reset_schema(db_url)
-    settings = load_settings({"INSTANCE_PATH": str(workdir / "instance"), "DATABASE_URL": db_url,
-                              "BROKER_URL": broker_url, "CHANNELS": "log",
-                              "SECRET_KEY": "bench"}, environ={})
+    settings = load_settings(
+        {
+            "INSTANCE_PATH": str(workdir / "instance"),
+            "DATABASE_URL": db_url,
+            "BROKER_URL": broker_url,
+            "CHANNELS": "log",
+            "SECRET_KEY": "bench",
+        },
+        environ={},
+    )
     ctx = make_context(settings, Publisher(settings))
     upgrade(ctx.db)
     with ctx.db.transaction() as session:
         officer = actor_for(create_user(session, "bench-officer", "officer", "x" * 12))
         supervisor = actor_for(create_user(session, "bench-supervisor", "supervisor", "x" * 12))
-    env = alertd_env(INSTANCE_PATH=str(settings.instance_path), DATABASE_URL=db_url,
-                     BROKER_URL=broker_url, CHANNELS="log", SECRET_KEY="bench")  # noqa: S106
+    env = alertd_env(
+        INSTANCE_PATH=str(settings.instance_path),
+        DATABASE_URL=db_url,
+        BROKER_URL=broker_url,
+        CHANNELS="log",
+        SECRET_KEY="bench",  # noqa: S106 - a throwaway benchmark instance
+    )
     worker = CeleryProcess("worker", env, workdir / f"worker-{name}.log", "--concurrency=2")
     try:
         worker.wait_ready(60)
@@ -65,35 +78,57 @@ def run_case(name: str, db_url: str, broker_url: str, workdir: Path, approvals: 
 
         def all_taken() -> bool:
             with ctx.db.session() as session:
-                return session.execute(select(OutboxMessage.id).where(
-                    OutboxMessage.consumed_at.is_(None))).first() is None
+                return (
+                    session.execute(
+                        select(OutboxMessage.id).where(OutboxMessage.consumed_at.is_(None))
+                    ).first()
+                    is None
+                )
 
         wait_for(all_taken, 120, interval=0.2, message="every outbox row to be taken")
-        wait_for(lambda: _sent_count(ctx, ids) == len(ids), 120, interval=0.2,
-                 message="every log delivery to be sent")
+        wait_for(
+            lambda: _sent_count(ctx, ids) == len(ids),
+            120,
+            interval=0.2,
+            message="every log delivery to be sent",
+        )
         with ctx.db.session() as session:
             # The first approvals pay for each worker child's first connection; skip them.
-            rows = session.execute(select(OutboxMessage).order_by(OutboxMessage.id)
-                                   .offset(WARMUP)).scalars().all()
-            started = [(r.consumed_at - r.created_at).total_seconds() for r in rows
-                       if r.consumed_at]
+            rows = (
+                session.execute(select(OutboxMessage).order_by(OutboxMessage.id).offset(WARMUP))
+                .scalars()
+                .all()
+            )
+            started = [
+                (r.consumed_at - r.created_at).total_seconds() for r in rows if r.consumed_at
+            ]
             first_sent = []
             for row in rows:
-                finished = session.execute(select(Delivery.finished_at).where(
-                    Delivery.version_id == row.payload["version_id"])).scalar()
+                finished = session.execute(
+                    select(Delivery.finished_at).where(
+                        Delivery.version_id == row.payload["version_id"]
+                    )
+                ).scalar()
                 if finished:
                     first_sent.append((finished - row.created_at).total_seconds())
     finally:
         worker.stop()
         ctx.close()
-    return {"case": name, "n": len(started), "started": summary_ms(started),
-            "sent": summary_ms(first_sent)}
+    return {
+        "case": name,
+        "n": len(started),
+        "started": summary_ms(started),
+        "sent": summary_ms(first_sent),
+    }
 
 
 def _sent_count(ctx: Context, ids: list[int]) -> int:
     with ctx.db.session() as session:
-        return len(session.execute(select(Delivery.id).where(
-            Delivery.alert_id.in_(ids), Delivery.state == "sent")).all())
+        return len(
+            session.execute(
+                select(Delivery.id).where(Delivery.alert_id.in_(ids), Delivery.state == "sent")
+            ).all()
+        )
 
 
 def postgres_available() -> bool:
@@ -112,19 +147,33 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        results.append(run_case("embedded (SQLite + folder broker)",
-                                f"sqlite:///{root / 'embedded.sqlite3'}", "", root / "e",
-                                args.approvals))
+        results.append(
+            run_case(
+                "embedded (SQLite + folder broker)",
+                f"sqlite:///{root / 'embedded.sqlite3'}",
+                "",
+                root / "e",
+                args.approvals,
+            )
+        )
         if args.quick:
             return print(results)
         redis = RedisServer(root / "redis")
         redis.start()
         try:
-            results.append(run_case("Redis + SQLite", f"sqlite:///{root / 'redis.sqlite3'}",
-                                    redis.url, root / "r", args.approvals))
+            results.append(
+                run_case(
+                    "Redis + SQLite",
+                    f"sqlite:///{root / 'redis.sqlite3'}",
+                    redis.url,
+                    root / "r",
+                    args.approvals,
+                )
+            )
             if postgres_available() and not args.quick:
-                results.append(run_case("Redis + PostgreSQL", POSTGRES, redis.url, root / "p",
-                                        args.approvals))
+                results.append(
+                    run_case("Redis + PostgreSQL", POSTGRES, redis.url, root / "p", args.approvals)
+                )
         finally:
             redis.stop()
     lines = [
@@ -144,8 +193,10 @@ def main() -> None:
     ]
     for r in results:
         s, f = r["started"], r["sent"]
-        lines.append(f"| {r['case']} | {r['n']} | {s[0]:.1f} ms | {s[1]:.1f} ms | "  # type: ignore[index]
-                     f"{s[2]:.1f} ms | {f[0]:.1f} ms | {f[1]:.1f} ms |")  # type: ignore[index]
+        lines.append(
+            f"| {r['case']} | {r['n']} | {s[0]:.1f} ms | {s[1]:.1f} ms | "  # type: ignore[index]
+            f"{s[2]:.1f} ms | {f[0]:.1f} ms | {f[1]:.1f} ms |"
+        )  # type: ignore[index]
     lines += ["", "Target (issue 2): p95 under 200 ms on Redis."]
     write_section("dispatch", "\n".join(lines))
     print("\n".join(lines))

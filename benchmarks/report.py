@@ -6,9 +6,11 @@ import statistics
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-HEADER = ("# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced "
-          "when its script runs again. These machines are shared and noisy: compare the rows "
-          "of one run, not runs of different days.\n")
+HEADER = (
+    "# Benchmarks\n\nWritten by the scripts in `benchmarks/`; each section is replaced "
+    "when its script runs again. These machines are shared and noisy: compare the rows "
+    "of one run, not runs of different days.\n"
+)
 
 
 def percentile(values: list[float], pct: float) -> float:

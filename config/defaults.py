@@ -27,7 +27,7 @@ MAX_ALERT_HOURS = 72
 MAX_PHOTO_BYTES = 5_000_000
 
 # The channels every approved version is dispatched to, by name or "module:Class".
-CHANNELS = "log"
+CHANNELS = "cap,log"
 
 # Criteria rule sets live as JSON files; empty means config/criteria.
 CRITERIA_DIR = ""
@@ -37,6 +37,17 @@ DEFAULT_JURISDICTION = "us-doj"
 CAP_SENDER = "alerts@alertd.invalid"
 CAP_SENDER_NAME = "alertd"
 CAP_IDENTIFIER_PREFIX = "alertd"
+# The US IPAWS profile on CAP messages: <code>IPAWSv1.0</code>, EAS-ORG=CIV, one SAME code.
+CAP_IPAWS = False
+# PEM files of the key and X.509 certificate that sign every CAP message; empty means unsigned.
+CAP_SIGNING_KEY = ""
+CAP_SIGNING_CERT = ""
+# A folder to write the feeds and CAP documents into on every change, for nginx or a CDN to
+# serve at static-file speed; empty means only the Flask routes serve them.
+FEED_DIR = ""
+# How long a cancelled or resolved alert's last message stays in the feeds (DOMAIN.md section 4:
+# Google Public Alerts expects ended alerts to leave after 24 to 48 hours).
+FEED_RETENTION_HOURS = 24
 
 # Login rate limiting: this many failures per account or per address within the window.
 LOGIN_MAX_FAILURES = 5

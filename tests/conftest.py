@@ -33,13 +33,16 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return load_settings({
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": db_url,
-        "SECRET_KEY": "test-secret-key",
-        "CHANNELS": "log",
-        "PUBLIC_URL": "http://alertd.test",
-    }, environ={})
+    return load_settings(
+        {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": db_url,
+            "SECRET_KEY": "test-secret-key",
+            "CHANNELS": "log",
+            "PUBLIC_URL": "http://alertd.test",
+        },
+        environ={},
+    )
 
 
 @pytest.fixture
@@ -105,7 +108,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Where servers are required (CI), a test that needs one and skipped has failed."""
     outcome = yield
     report = outcome.get_result()
-    if (report.skipped and os.environ.get("ALERTD_REQUIRE_SERVERS")
-            and any(item.get_closest_marker(m) for m in SERVER_MARKERS)):
+    if (
+        report.skipped
+        and os.environ.get("ALERTD_REQUIRE_SERVERS")
+        and any(item.get_closest_marker(m) for m in SERVER_MARKERS)
+    ):
         report.outcome = "failed"
         report.longrepr = f"skipped, but servers are required here: {report.longrepr}"

@@ -42,13 +42,22 @@ def _check_admin(actor: Actor | None, action: str) -> None:
     if actor is not None and not actor.can("users.manage"):
         raise Forbidden(
             "Only an admin manages users and tokens.",
-            audit={"actor": actor, "action": action, "outcome": "refused",
-                   "detail": {"reason": "role"}},
+            audit={
+                "actor": actor,
+                "action": action,
+                "outcome": "refused",
+                "detail": {"reason": "role"},
+            },
         )
 
 
 def create_user(
-    session: Session, username: str, role: str, password: str, *, by: Actor | None = None,
+    session: Session,
+    username: str,
+    role: str,
+    password: str,
+    *,
+    by: Actor | None = None,
     display_name: str = "",
 ) -> User:
     _check_admin(by, "user.create")
@@ -66,22 +75,32 @@ def create_user(
         errors["username"] = f"A user named {username!r} exists already."
     if errors:
         raise Invalid("The user was not created.", fields=errors)
-    user = User(username=username, role=role, password_hash=_hasher.hash(password),
-                display_name=display_name or username)
+    user = User(
+        username=username,
+        role=role,
+        password_hash=_hasher.hash(password),
+        display_name=display_name or username,
+    )
     session.add(user)
     session.flush()
-    record(session, actor=by, action="user.create", target_type="user", target_id=user.id,
-           detail={"after": {"username": username, "role": role}})
+    record(
+        session,
+        actor=by,
+        action="user.create",
+        target_type="user",
+        target_id=user.id,
+        detail={"after": {"username": username, "role": role}},
+    )
     return user
 
 
-def _throttled(session: Session, username: str, address: str | None, window: int,
-               max_failures: int) -> bool:
+def _throttled(
+    session: Session, username: str, address: str | None, window: int, max_failures: int
+) -> bool:
     """Too many recent failures for this account from this address, or from this address in
     all. Counting per account alone would let anyone lock a named officer out."""
     since = utcnow() - timedelta(seconds=window)
-    recent = select(func.count()).where(AuditEntry.action == "login.failed",
-                                        AuditEntry.at >= since)
+    recent = select(func.count()).where(AuditEntry.action == "login.failed", AuditEntry.at >= since)
     pair = recent.where(AuditEntry.target_id == username[:60], AuditEntry.address == address)
     if int(session.execute(pair).scalar_one()) >= max_failures:
         return True
@@ -90,15 +109,27 @@ def _throttled(session: Session, username: str, address: str | None, window: int
 
 
 def authenticate(
-    session: Session, username: str, password: str, *, address: str | None,
-    user_agent: str | None, max_failures: int, window_seconds: int,
+    session: Session,
+    username: str,
+    password: str,
+    *,
+    address: str | None,
+    user_agent: str | None,
+    max_failures: int,
+    window_seconds: int,
 ) -> User:
     """Check a password login. Failures are audited in the caller's transaction, and count
     towards the rate limit per account and per address."""
     anonymous = Actor(None, username[:120] or "anonymous", "none", address, user_agent)
     if _throttled(session, username, address, window_seconds, max_failures):
-        record(session, actor=anonymous, action="login.throttled", outcome="refused",
-               target_type="user", target_id=username[:60])
+        record(
+            session,
+            actor=anonymous,
+            action="login.throttled",
+            outcome="refused",
+            target_type="user",
+            target_id=username[:60],
+        )
         raise TooManyRequests("Too many failed logins. Wait a few minutes and try again.")
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     valid = False
@@ -107,13 +138,24 @@ def authenticate(
     except (VerificationError, InvalidHashError):
         valid = False
     if not (user and valid and user.active):
-        record(session, actor=anonymous, action="login.failed", outcome="refused",
-               target_type="user", target_id=username[:60])
+        record(
+            session,
+            actor=anonymous,
+            action="login.failed",
+            outcome="refused",
+            target_type="user",
+            target_id=username[:60],
+        )
         raise Unauthenticated("Wrong username or password.")
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
-    record(session, actor=actor_for(user, address, user_agent), action="login",
-           target_type="user", target_id=user.username)
+    record(
+        session,
+        actor=actor_for(user, address, user_agent),
+        action="login",
+        target_type="user",
+        target_id=user.username,
+    )
     return user
 
 
@@ -143,12 +185,17 @@ def create_token(
     if len(name) > 120:
         raise Invalid("The token's name is too long.", fields={"name": "at most 120 characters"})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, prefix=token[:12],
-                   token_hash=_hash_token(token))
+    row = ApiToken(user_id=user.id, name=name, prefix=token[:12], token_hash=_hash_token(token))
     session.add(row)
     session.flush()
-    record(session, actor=by, action="token.create", target_type="user", target_id=user.username,
-           detail={"token_id": row.id, "prefix": row.prefix, "name": row.name})
+    record(
+        session,
+        actor=by,
+        action="token.create",
+        target_type="user",
+        target_id=user.username,
+        detail={"token_id": row.id, "prefix": row.prefix, "name": row.name},
+    )
     return NewToken(token, row)
 
 

@@ -32,15 +32,18 @@ def service_error(error: ServiceError) -> tuple[Response, int]:
 @bp.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[Response, int]:
     code = error.code or 500
-    return jsonify(error=(error.name or "error").lower().replace(" ", "_"),
-                   message=error.description), code
+    return jsonify(
+        error=(error.name or "error").lower().replace(" ", "_"), message=error.description
+    ), code
 
 
 def _body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object "
-                      "(Content-Type: application/json).", fields={"body": "not a JSON object"})
+        raise Invalid(
+            "The request body must be a JSON object (Content-Type: application/json).",
+            fields={"body": "not a JSON object"},
+        )
     return body
 
 
@@ -70,8 +73,7 @@ def version_json(version: Version) -> dict[str, Any]:
         "status": version.status,
         "sent_at": _iso(version.sent_at),
         "expires_at": _iso(version.expires_at),
-        "references": [{"sender": s, "identifier": i, "sent": t}
-                       for s, i, t in version.references],
+        "references": [{"sender": s, "identifier": i, "sent": t} for s, i, t in version.references],
     }
 
 
@@ -93,14 +95,24 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
     if full:
         data["content"] = alert.content
         data["rejection_reason"] = alert.rejection_reason or None
-        data["photo_url"] = (url_for("public.photo", name=f"{alert.photo.sha256}."
-                                     f"{alert.photo.extension}", _external=True)
-                             if alert.photo else None)
+        data["photo_url"] = (
+            url_for(
+                "public.photo", name=f"{alert.photo.sha256}.{alert.photo.extension}", _external=True
+            )
+            if alert.photo
+            else None
+        )
         data["versions"] = [version_json(v) for v in alert.versions]
         proposal = alert.pending_proposal
-        data["pending_update"] = None if proposal is None else {
-            "id": proposal.id, "content": proposal.content,
-            "proposed_at": _iso(proposal.proposed_at)}
+        data["pending_update"] = (
+            None
+            if proposal is None
+            else {
+                "id": proposal.id,
+                "content": proposal.content,
+                "proposed_at": _iso(proposal.proposed_at),
+            }
+        )
         data["deliveries"] = delivery_counts(session, alert.id)
     return data
 
@@ -178,8 +190,7 @@ _action("reject", lambda i: services.reject_alert(ctx(), i, _reason(), by=curren
 _action("cancel", lambda i: services.cancel_alert(ctx(), i, _reason(), by=current_actor()))
 _action("resolve", lambda i: services.resolve_alert(ctx(), i, _reason(), by=current_actor()))
 _action("update_approve", lambda i: services.approve_update(ctx(), i, by=current_actor()))
-_action("update_reject",
-        lambda i: services.reject_update(ctx(), i, _reason(), by=current_actor()))
+_action("update_reject", lambda i: services.reject_update(ctx(), i, _reason(), by=current_actor()))
 
 
 @bp.post("/alerts/<int:alert_id>/update")
@@ -198,17 +209,21 @@ def extend_alert(alert_id: int) -> tuple[Response, int]:
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
     minutes, until = body.get("minutes"), body.get("expires_at")
-    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
-                                or not 1 <= minutes <= 24 * 60):
-        raise Invalid("minutes must be a whole number from 1 to 1440.",
-                      fields={"minutes": "1 to 1440"})
+    if minutes is not None and (
+        isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60
+    ):
+        raise Invalid(
+            "minutes must be a whole number from 1 to 1440.", fields={"minutes": "1 to 1440"}
+        )
     until_dt = None
     if until is not None:
         try:
             until_dt = datetime.fromisoformat(str(until))
         except ValueError:
-            raise Invalid("expires_at must be an ISO-8601 date-time with an offset.",
-                          fields={"expires_at": "invalid date-time"}) from None
+            raise Invalid(
+                "expires_at must be an ISO-8601 date-time with an offset.",
+                fields={"expires_at": "invalid date-time"},
+            ) from None
         if until_dt.tzinfo is None:
             raise Invalid("expires_at needs a UTC offset.", fields={"expires_at": "no offset"})
     services.extend_alert(ctx(), alert_id, by=current_actor(), minutes=minutes, until=until_dt)

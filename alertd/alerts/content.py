@@ -50,12 +50,16 @@ class _Checker:
             self.fail(path, f"is {len(text)} characters long; the limit is {limit}")
         bad = _XML_FORBIDDEN.search(text)
         if bad:
-            self.fail(path, f"contains the control character U+{ord(bad.group()):04X}, "
-                            "which cannot be published")
+            self.fail(
+                path,
+                f"contains the control character U+{ord(bad.group()):04X}, "
+                "which cannot be published",
+            )
         return text[:limit]
 
-    def number(self, path: str, value: Any, low: float, high: float, *, integer: bool = False
-               ) -> float | int | None:
+    def number(
+        self, path: str, value: Any, low: float, high: float, *, integer: bool = False
+    ) -> float | int | None:
         if value is None or value == "":
             return None
         try:
@@ -100,8 +104,12 @@ class _Checker:
         return parsed.replace(microsecond=0)
 
 
-def _objects(c: _Checker, raw: Mapping[str, Any], key: str,
-             build: Callable[[str, Mapping[str, Any]], dict[str, Any]]) -> list[dict[str, Any]]:
+def _objects(
+    c: _Checker,
+    raw: Mapping[str, Any],
+    key: str,
+    build: Callable[[str, Mapping[str, Any]], dict[str, Any]],
+) -> list[dict[str, Any]]:
     return [build(f"{key}[{i}]", item) for i, item in enumerate(c.items(key, raw.get(key)))]
 
 
@@ -136,8 +144,9 @@ def _point(c: _Checker, path: str, value: Any) -> tuple[float, float] | None:
 
 
 def _area(c: _Checker, path: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    area: dict[str, Any] = {"description": c.text(f"{path}.description",
-                                                  item.get("description"), 500)}
+    area: dict[str, Any] = {
+        "description": c.text(f"{path}.description", item.get("description"), 500)
+    }
     if not area["description"]:
         c.fail(f"{path}.description", "is required")
     geocodes = item.get("geocodes") or {}
@@ -178,8 +187,14 @@ def _area(c: _Checker, path: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return area
 
 
-def parse_content(raw: Any, *, rule_sets: Mapping[str, RuleSet], default_jurisdiction: str,
-                  default_expires: datetime, max_hours: int) -> dict[str, Any]:
+def parse_content(
+    raw: Any,
+    *,
+    rule_sets: Mapping[str, RuleSet],
+    default_jurisdiction: str,
+    default_expires: datetime,
+    max_hours: int,
+) -> dict[str, Any]:
     """Check an alert body and return it normalised; raise ContentErrors naming every bad field.
 
     A draft may be incomplete; :func:`submission_problems` says what approval still needs.

@@ -49,18 +49,30 @@ _SLOT_KEY = re.compile(r"^(children|suspects|vehicles|areas|translations)-(\d{1,
 _OFFSET = re.compile(r"^([+-])(\d{1,2}):?(\d{2})?$")
 
 # Whole hours plus the half- and quarter-hour zones in use.
-_EXTRA_OFFSETS = ("-09:30", "-03:30", "+03:30", "+04:30", "+05:30", "+05:45", "+06:30",
-                  "+09:30", "+10:30", "+12:45")
+_EXTRA_OFFSETS = (
+    "-09:30",
+    "-03:30",
+    "+03:30",
+    "+04:30",
+    "+05:30",
+    "+05:45",
+    "+06:30",
+    "+09:30",
+    "+10:30",
+    "+12:45",
+)
 
 
 def _hours_offset(hours: int) -> str:
     return f"{'-' if hours < 0 else '+'}{abs(hours):02d}:00"
 
 
-OFFSETS: tuple[str, ...] = tuple(sorted(
-    {_hours_offset(h) for h in range(-12, 15)} | set(_EXTRA_OFFSETS),
-    key=lambda o: (1 if o[0] == "+" else -1) * (int(o[1:3]) * 60 + int(o[4:6])),
-))
+OFFSETS: tuple[str, ...] = tuple(
+    sorted(
+        {_hours_offset(h) for h in range(-12, 15)} | set(_EXTRA_OFFSETS),
+        key=lambda o: (1 if o[0] == "+" else -1) * (int(o[1:3]) * 60 + int(o[4:6])),
+    )
+)
 
 
 def offset_choices(current: str = "") -> list[str]:
@@ -98,14 +110,29 @@ class ParsedForm:
         return input_name_for(path, self.slots, self.translation_slots)
 
 
-def input_name_for(path: str, slots: Mapping[str, list[int]] | None = None,
-                   translation_slots: Mapping[str, int] | None = None) -> str | None:
+def input_name_for(
+    path: str,
+    slots: Mapping[str, list[int]] | None = None,
+    translation_slots: Mapping[str, int] | None = None,
+) -> str | None:
     """The form input a content field path belongs to, or None when no single input does."""
     slots = slots or {}
     translation_slots = translation_slots or {}
-    if path in TOP_TEXT_FIELDS or path in LONG_TEXT_FIELDS or path in (
-            "status", "jurisdiction", "languages", "photo", "reason", "minutes",
-            *DATETIME_FIELDS, *GROUPS):
+    if (
+        path in TOP_TEXT_FIELDS
+        or path in LONG_TEXT_FIELDS
+        or path
+        in (
+            "status",
+            "jurisdiction",
+            "languages",
+            "photo",
+            "reason",
+            "minutes",
+            *DATETIME_FIELDS,
+            *GROUPS,
+        )
+    ):
         return path
     if path.startswith("criteria."):
         return "criteria-" + path.removeprefix("criteria.")
@@ -179,15 +206,21 @@ def _datetime(form: MultiDict[str, str], name: str, errors: dict[str, str]) -> s
 def _points(text: str) -> list[list[str]]:
     # Points are separated by spaces (or semicolons); a point is "lat,lon". Whatever does not
     # split cleanly is passed on so content.py reports which point is wrong.
-    return [[part.strip() for part in point.split(",")]
-            for point in re.split(r"[\s;]+", text.strip()) if point]
+    return [
+        [part.strip() for part in point.split(",")]
+        for point in re.split(r"[\s;]+", text.strip())
+        if point
+    ]
 
 
 def _circle(text: str) -> dict[str, str | None]:
     centre, _, radius = text.strip().partition(" ")
     lat, _, lon = centre.partition(",")
-    return {"lat": lat.strip() or None, "lon": lon.strip() or None,
-            "radius_km": radius.strip() or None}
+    return {
+        "lat": lat.strip() or None,
+        "lon": lon.strip() or None,
+        "radius_km": radius.strip() or None,
+    }
 
 
 def _geocodes(text: str, name: str, errors: dict[str, str]) -> dict[str, str]:
@@ -213,11 +246,13 @@ def parse_form(form: MultiDict[str, str], rule_sets: Mapping[str, RuleSet]) -> P
     if rule_set is not None:
         # Only the chosen plan's boxes count: the form shows one checklist at a time, and a
         # box left over from another plan would be refused as an unknown criterion.
-        body["criteria"] = {c.key: bool(form.get(f"criteria-{c.key}"))
-                            for c in rule_set.criteria}
+        body["criteria"] = {c.key: bool(form.get(f"criteria-{c.key}")) for c in rule_set.criteria}
     else:
-        body["criteria"] = {key.removeprefix("criteria-"): True
-                            for key in form if key.startswith("criteria-") and form.get(key)}
+        body["criteria"] = {
+            key.removeprefix("criteria-"): True
+            for key in form
+            if key.startswith("criteria-") and form.get(key)
+        }
     for name in (*TOP_TEXT_FIELDS, *LONG_TEXT_FIELDS):
         body[name] = form.get(name, "")
     for name in DATETIME_FIELDS:
@@ -232,8 +267,7 @@ def parse_form(form: MultiDict[str, str], rule_sets: Mapping[str, RuleSet]) -> P
     areas: list[dict[str, Any]] = []
     for slot, values in _slot_values(form, "areas"):
         area: dict[str, Any] = {"description": values.get("description", "")}
-        area["geocodes"] = _geocodes(values.get("geocodes", ""), f"areas-{slot}-geocodes",
-                                     errors)
+        area["geocodes"] = _geocodes(values.get("geocodes", ""), f"areas-{slot}-geocodes", errors)
         if values.get("polygon"):
             area["polygon"] = _points(values["polygon"])
         if values.get("circle"):
@@ -305,16 +339,19 @@ def form_values(content: Mapping[str, Any]) -> dict[str, str]:
     for i, area in enumerate(content.get("areas") or []):
         values[f"areas-{i}-description"] = str(area.get("description") or "")
         values[f"areas-{i}-geocodes"] = ", ".join(
-            f"{k}={v}" for k, v in (area.get("geocodes") or {}).items())
+            f"{k}={v}" for k, v in (area.get("geocodes") or {}).items()
+        )
         polygon = list(area.get("polygon") or [])
         if len(polygon) > 3 and polygon[0] == polygon[-1]:
             polygon = polygon[:-1]  # The closing point is added back on save.
         values[f"areas-{i}-polygon"] = " ".join(
-            f"{_number(lat)},{_number(lon)}" for lat, lon in polygon)
+            f"{_number(lat)},{_number(lon)}" for lat, lon in polygon
+        )
         circle = area.get("circle")
         if circle:
-            values[f"areas-{i}-circle"] = (f"{_number(circle['lat'])},{_number(circle['lon'])} "
-                                           f"{_number(circle['radius_km'])}")
+            values[f"areas-{i}-circle"] = (
+                f"{_number(circle['lat'])},{_number(circle['lon'])} {_number(circle['radius_km'])}"
+            )
     for i, (lang, texts) in enumerate((content.get("translations") or {}).items()):
         values[f"translations-{i}-lang"] = lang
         for name in LONG_TEXT_FIELDS:
@@ -323,8 +360,13 @@ def form_values(content: Mapping[str, Any]) -> dict[str, str]:
 
 
 def blank_values(default_jurisdiction: str) -> dict[str, str]:
-    return {"status": "Actual", "jurisdiction": default_jurisdiction, "languages": "en-US",
-            "last_seen_at_offset": "+00:00", "expires_at_offset": "+00:00"}
+    return {
+        "status": "Actual",
+        "jurisdiction": default_jurisdiction,
+        "languages": "en-US",
+        "last_seen_at_offset": "+00:00",
+        "expires_at_offset": "+00:00",
+    }
 
 
 def slot_counts(values: Mapping[str, str]) -> dict[str, int]:
@@ -336,8 +378,9 @@ def slot_counts(values: Mapping[str, str]) -> dict[str, int]:
         if match is not None and values[key]:
             group, index = match.group(1), int(match.group(2))
             limit = 3 if group == "translations" else MAX_ITEMS
-            counts[group] = min(max(counts[group], index + 2), max(limit, index + 1),
-                                _MAX_SLOT_INDEX + 1)
+            counts[group] = min(
+                max(counts[group], index + 2), max(limit, index + 1), _MAX_SLOT_INDEX + 1
+            )
     return counts
 
 

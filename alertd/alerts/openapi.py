@@ -18,89 +18,177 @@ def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, 
     return schema
 
 
-ALERT_BODY = _obj({
-    "status": {"type": "string", "enum": ["Actual", "Exercise", "Test"], "default": "Actual"},
-    "jurisdiction": {"type": "string", "description": "rule set name, e.g. us-doj or eu"},
-    "criteria": {"type": "object", "additionalProperties": {"type": "boolean"}},
-    "case_reference": _TEXT,
-    "children": {"type": "array", "maxItems": 10, "items": _obj({
-        "name": _TEXT, "age": _INT, "sex": _TEXT, "height_cm": _NUMBER, "weight_kg": _NUMBER,
-        "hair": _TEXT, "eyes": _TEXT, "clothing": _TEXT, "marks": _TEXT})},
-    "suspects": {"type": "array", "maxItems": 10,
-                 "items": _obj({"name": _TEXT, "description": _TEXT})},
-    "vehicles": {"type": "array", "maxItems": 10, "items": _obj({
-        "make": _TEXT, "model": _TEXT, "colour": _TEXT, "year": _INT, "plate": _TEXT,
-        "plate_region": _TEXT})},
-    "last_seen_at": {"type": "string", "format": "date-time",
-                     "description": "with a UTC offset"},
-    "last_seen_place": _TEXT,
-    "direction_of_travel": _TEXT,
-    "tip_line": _TEXT,
-    "description": _TEXT,
-    "instruction": _TEXT,
-    "areas": {"type": "array", "maxItems": 10, "items": _obj({
+ALERT_BODY = _obj(
+    {
+        "status": {"type": "string", "enum": ["Actual", "Exercise", "Test"], "default": "Actual"},
+        "jurisdiction": {"type": "string", "description": "rule set name, e.g. us-doj or eu"},
+        "criteria": {"type": "object", "additionalProperties": {"type": "boolean"}},
+        "case_reference": _TEXT,
+        "children": {
+            "type": "array",
+            "maxItems": 10,
+            "items": _obj(
+                {
+                    "name": _TEXT,
+                    "age": _INT,
+                    "sex": _TEXT,
+                    "height_cm": _NUMBER,
+                    "weight_kg": _NUMBER,
+                    "hair": _TEXT,
+                    "eyes": _TEXT,
+                    "clothing": _TEXT,
+                    "marks": _TEXT,
+                }
+            ),
+        },
+        "suspects": {
+            "type": "array",
+            "maxItems": 10,
+            "items": _obj({"name": _TEXT, "description": _TEXT}),
+        },
+        "vehicles": {
+            "type": "array",
+            "maxItems": 10,
+            "items": _obj(
+                {
+                    "make": _TEXT,
+                    "model": _TEXT,
+                    "colour": _TEXT,
+                    "year": _INT,
+                    "plate": _TEXT,
+                    "plate_region": _TEXT,
+                }
+            ),
+        },
+        "last_seen_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "with a UTC offset",
+        },
+        "last_seen_place": _TEXT,
+        "direction_of_travel": _TEXT,
+        "tip_line": _TEXT,
         "description": _TEXT,
-        "geocodes": {"type": "object", "additionalProperties": {"type": "string"}},
-        "polygon": {"type": "array", "minItems": 3, "items": {
-            "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}},
-        "circle": _obj({"lat": {"type": "number"}, "lon": {"type": "number"},
-                        "radius_km": {"type": "number"}}, ["lat", "lon", "radius_km"]),
-    }, ["description"])},
-    "languages": {"type": "array", "items": {"type": "string", "example": "en-US"}},
-    "translations": {"type": "object", "additionalProperties": _obj(
-        {"description": _TEXT, "instruction": _TEXT})},
-    "expires_at": {"type": "string", "format": "date-time"},
-    "photo": {"type": "string", "format": "byte",
-              "description": "JPEG or PNG, base64-encoded; size-limited"},
-})
+        "instruction": _TEXT,
+        "areas": {
+            "type": "array",
+            "maxItems": 10,
+            "items": _obj(
+                {
+                    "description": _TEXT,
+                    "geocodes": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "polygon": {
+                        "type": "array",
+                        "minItems": 3,
+                        "items": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": 2,
+                            "items": {"type": "number"},
+                        },
+                    },
+                    "circle": _obj(
+                        {
+                            "lat": {"type": "number"},
+                            "lon": {"type": "number"},
+                            "radius_km": {"type": "number"},
+                        },
+                        ["lat", "lon", "radius_km"],
+                    ),
+                },
+                ["description"],
+            ),
+        },
+        "languages": {"type": "array", "items": {"type": "string", "example": "en-US"}},
+        "translations": {
+            "type": "object",
+            "additionalProperties": _obj({"description": _TEXT, "instruction": _TEXT}),
+        },
+        "expires_at": {"type": "string", "format": "date-time"},
+        "photo": {
+            "type": "string",
+            "format": "byte",
+            "description": "JPEG or PNG, base64-encoded; size-limited",
+        },
+    }
+)
 
-VERSION = _obj({
-    "seq": {"type": "integer"}, "identifier": _TEXT,
-    "msg_type": {"type": "string", "enum": ["Alert", "Update", "Cancel"]},
-    "kind": {"type": "string",
-             "enum": ["alert", "update", "extend", "resolve", "cancel", "expire"]},
-    "status": _TEXT, "sent_at": {"type": "string", "format": "date-time"},
-    "expires_at": {"type": "string", "format": "date-time"},
-    "references": {"type": "array", "items": _obj(
-        {"sender": _TEXT, "identifier": _TEXT, "sent": _TEXT})},
-})
+VERSION = _obj(
+    {
+        "seq": {"type": "integer"},
+        "identifier": _TEXT,
+        "msg_type": {"type": "string", "enum": ["Alert", "Update", "Cancel"]},
+        "kind": {
+            "type": "string",
+            "enum": ["alert", "update", "extend", "resolve", "cancel", "expire"],
+        },
+        "status": _TEXT,
+        "sent_at": {"type": "string", "format": "date-time"},
+        "expires_at": {"type": "string", "format": "date-time"},
+        "references": {
+            "type": "array",
+            "items": _obj({"sender": _TEXT, "identifier": _TEXT, "sent": _TEXT}),
+        },
+    }
+)
 
-ALERT = _obj({
-    "id": {"type": "integer"}, "public_id": _TEXT,
-    "state": {"type": "string",
-              "enum": ["draft", "pending", "active", "cancelled", "resolved", "expired"]},
-    "status": _TEXT, "jurisdiction": _TEXT, "case_reference": _TEXT,
-    "expires_at": {"type": "string", "format": "date-time"},
-    "content": ALERT_BODY, "photo_url": {"type": ["string", "null"]},
-    "versions": {"type": "array", "items": VERSION},
-    "pending_update": {"type": ["object", "null"]},
-    "deliveries": {"type": "object", "description": "channel -> state -> count",
-                   "additionalProperties": {"type": "object",
-                                            "additionalProperties": {"type": "integer"}}},
-})
+ALERT = _obj(
+    {
+        "id": {"type": "integer"},
+        "public_id": _TEXT,
+        "state": {
+            "type": "string",
+            "enum": ["draft", "pending", "active", "cancelled", "resolved", "expired"],
+        },
+        "status": _TEXT,
+        "jurisdiction": _TEXT,
+        "case_reference": _TEXT,
+        "expires_at": {"type": "string", "format": "date-time"},
+        "content": ALERT_BODY,
+        "photo_url": {"type": ["string", "null"]},
+        "versions": {"type": "array", "items": VERSION},
+        "pending_update": {"type": ["object", "null"]},
+        "deliveries": {
+            "type": "object",
+            "description": "channel -> state -> count",
+            "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    }
+)
 
-ERROR = _obj({"error": _TEXT, "message": _TEXT,
-              "fields": {"type": "object", "additionalProperties": _TEXT}}, ["error", "message"])
+ERROR = _obj(
+    {"error": _TEXT, "message": _TEXT, "fields": {"type": "object", "additionalProperties": _TEXT}},
+    ["error", "message"],
+)
 REASON = _obj({"reason": _TEXT})
 
 
 def _responses(ok: str, *extra: int) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/Alert"}
-    responses: dict[str, Any] = {ok: {"description": "the alert",
-                                      "content": {"application/json": {"schema": ref}}}}
-    descriptions = {400: "invalid input", 401: "no or bad token", 403: "role not allowed",
-                    404: "unknown alert", 409: "not allowed in the alert's state"}
+    responses: dict[str, Any] = {
+        ok: {"description": "the alert", "content": {"application/json": {"schema": ref}}}
+    }
+    descriptions = {
+        400: "invalid input",
+        401: "no or bad token",
+        403: "role not allowed",
+        404: "unknown alert",
+        409: "not allowed in the alert's state",
+    }
     for code in (400, 401, 403, 404, 409, *extra):
-        responses[str(code)] = {"description": descriptions.get(code, "error"), "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        responses[str(code)] = {
+            "description": descriptions.get(code, "error"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
     return responses
 
 
-def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200"
-            ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "parameters": [{"$ref": "#/components/parameters/"
-                                                              "AlertId"}],
-                          "responses": _responses(ok)}
+def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200") -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [{"$ref": "#/components/parameters/AlertId"}],
+        "responses": _responses(ok),
+    }
     if body is not None:
         op["requestBody"] = {"content": {"application/json": {"schema": body}}}
     return {"post": op}
@@ -109,54 +197,96 @@ def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200"
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
-        "info": {"title": "alertd API", "version": __version__,
-                 "description": "Raise, approve, update, cancel and resolve child abduction "
-                                "alerts. The approver is never the person who submitted."},
+        "info": {
+            "title": "alertd API",
+            "version": __version__,
+            "description": "Raise, approve, update, cancel and resolve child abduction "
+            "alerts. The approver is never the person who submitted.",
+        },
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "parameters": {"AlertId": {"name": "alert_id", "in": "path", "required": True,
-                                       "schema": {"type": "integer"}}},
-            "schemas": {"AlertBody": ALERT_BODY, "Alert": ALERT, "Version": VERSION,
-                        "Error": ERROR},
+            "parameters": {
+                "AlertId": {
+                    "name": "alert_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer"},
+                }
+            },
+            "schemas": {
+                "AlertBody": ALERT_BODY,
+                "Alert": ALERT,
+                "Version": VERSION,
+                "Error": ERROR,
+            },
         },
         "paths": {
             "/api/v1/alerts": {
-                "get": {"summary": "List alerts", "parameters": [
-                    {"name": "state", "in": "query", "schema": {"type": "string"}}],
-                        "responses": {"200": {"description": "alerts"}}},
-                "post": {"summary": "Create a draft (officer)",
-                         "requestBody": {"required": True, "content": {"application/json": {
-                             "schema": {"$ref": "#/components/schemas/AlertBody"}}}},
-                         "responses": _responses("201")},
+                "get": {
+                    "summary": "List alerts",
+                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "alerts"}},
+                },
+                "post": {
+                    "summary": "Create a draft (officer)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/AlertBody"}
+                            }
+                        },
+                    },
+                    "responses": _responses("201"),
+                },
             },
             "/api/v1/alerts/{alert_id}": {
                 "parameters": [{"$ref": "#/components/parameters/AlertId"}],
-                "get": {"summary": "One alert with versions and delivery counts",
-                        "responses": _responses("200")},
-                "put": {"summary": "Edit a draft (officer)", "requestBody": {
-                    "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/AlertBody"}}}},
-                        "responses": _responses("200")},
+                "get": {
+                    "summary": "One alert with versions and delivery counts",
+                    "responses": _responses("200"),
+                },
+                "put": {
+                    "summary": "Edit a draft (officer)",
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/AlertBody"}
+                            }
+                        }
+                    },
+                    "responses": _responses("200"),
+                },
             },
             "/api/v1/alerts/{alert_id}/submit": _action("Submit for approval (officer)"),
             "/api/v1/alerts/{alert_id}/approve": _action(
-                "Approve (supervisor, not the submitter); publishes version 1"),
+                "Approve (supervisor, not the submitter); publishes version 1"
+            ),
             "/api/v1/alerts/{alert_id}/reject": _action("Return to draft (supervisor)", REASON),
             "/api/v1/alerts/{alert_id}/update": _action(
                 "Propose an update (officer); approved like an alert",
-                {"$ref": "#/components/schemas/AlertBody"}, "202"),
+                {"$ref": "#/components/schemas/AlertBody"},
+                "202",
+            ),
             "/api/v1/alerts/{alert_id}/update/approve": _action(
-                "Approve the pending update (supervisor, not the proposer)"),
-            "/api/v1/alerts/{alert_id}/update/reject": _action(
-                "Reject the pending update", REASON),
+                "Approve the pending update (supervisor, not the proposer)"
+            ),
+            "/api/v1/alerts/{alert_id}/update/reject": _action("Reject the pending update", REASON),
             "/api/v1/alerts/{alert_id}/cancel": _action(
-                "Cancel: withdraw the alert (supervisor or operator)", REASON),
+                "Cancel: withdraw the alert (supervisor or operator)", REASON
+            ),
             "/api/v1/alerts/{alert_id}/resolve": _action(
-                "Resolve: the child was found (supervisor or operator)", REASON),
+                "Resolve: the child was found (supervisor or operator)", REASON
+            ),
             "/api/v1/alerts/{alert_id}/extend": _action(
                 "Extend the expiry (supervisor or operator)",
-                _obj({"minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
-                      "expires_at": {"type": "string", "format": "date-time"}})),
+                _obj(
+                    {
+                        "minutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+                        "expires_at": {"type": "string", "format": "date-time"},
+                    }
+                ),
+            ),
         },
     }

@@ -32,21 +32,32 @@ def store_photo(session: Session, data: bytes, *, max_bytes: int) -> Photo:
             kind = image.format
             width, height = image.size
             if width * height > MAX_PIXELS:
-                raise Invalid("The photo's dimensions are too large.",
-                              fields={"photo": "too many pixels"})
+                raise Invalid(
+                    "The photo's dimensions are too large.", fields={"photo": "too many pixels"}
+                )
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise Invalid("The photo is not a readable JPEG or PNG image.",
-                      fields={"photo": "not an image"}) from exc
+        raise Invalid(
+            "The photo is not a readable JPEG or PNG image.", fields={"photo": "not an image"}
+        ) from exc
     if kind not in ALLOWED:
-        raise Invalid(f"The photo is {kind}; only JPEG and PNG are accepted.",
-                      fields={"photo": "must be JPEG or PNG"})
+        raise Invalid(
+            f"The photo is {kind}; only JPEG and PNG are accepted.",
+            fields={"photo": "must be JPEG or PNG"},
+        )
     sha256 = hashlib.sha256(data).hexdigest()
     existing = session.execute(select(Photo).where(Photo.sha256 == sha256)).scalar_one_or_none()
     if existing is not None:
         return existing
-    photo = Photo(sha256=sha256, sha1=hashlib.sha1(data).hexdigest(),  # noqa: S324 - CAP digest
-                  mime_type=ALLOWED[kind], size=len(data), width=width, height=height, data=data)
+    photo = Photo(
+        sha256=sha256,
+        sha1=hashlib.sha1(data).hexdigest(),  # noqa: S324 - CAP digest
+        mime_type=ALLOWED[kind],
+        size=len(data),
+        width=width,
+        height=height,
+        data=data,
+    )
     session.add(photo)
     session.flush()
     return photo

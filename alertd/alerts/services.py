@@ -40,7 +40,11 @@ _PUBLIC_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 def _refusal(
-    error: type[ServiceError], message: str, actor: Actor, action: str, alert: Alert | None,
+    error: type[ServiceError],
+    message: str,
+    actor: Actor,
+    action: str,
+    alert: Alert | None,
     fields: dict[str, str] | None = None,
 ) -> ServiceError:
     return error(
@@ -52,8 +56,11 @@ def _refusal(
             "outcome": "refused",
             "target_type": "alert",
             "target_id": alert.id if alert else None,
-            "detail": {"reason": message, "state": alert.state if alert else None,
-                       **({"fields": fields} if fields else {})},
+            "detail": {
+                "reason": message,
+                "state": alert.state if alert else None,
+                **({"fields": fields} if fields else {}),
+            },
         },
     )
 
@@ -61,8 +68,9 @@ def _refusal(
 def _require(actor: Actor, permission: str, action: str, alert: Alert | None) -> None:
     if not actor.can(permission):
         verb = action.split(".", 1)[1].replace("_", " ")
-        raise _refusal(Forbidden, f"The {actor.role} role may not {verb} alerts.",
-                       actor, action, alert)
+        raise _refusal(
+            Forbidden, f"The {actor.role} role may not {verb} alerts.", actor, action, alert
+        )
 
 
 def _load(session: Session, alert_id: int, *, lock: bool = True) -> Alert:
@@ -75,8 +83,9 @@ def _load(session: Session, alert_id: int, *, lock: bool = True) -> Alert:
     return alert
 
 
-def _parse(ctx: Context, raw: Any, actor: Actor, action: str, alert: Alert | None
-           ) -> dict[str, Any]:
+def _parse(
+    ctx: Context, raw: Any, actor: Actor, action: str, alert: Alert | None
+) -> dict[str, Any]:
     settings = ctx.settings
     try:
         return parse_content(
@@ -87,24 +96,33 @@ def _parse(ctx: Context, raw: Any, actor: Actor, action: str, alert: Alert | Non
             max_hours=settings.MAX_ALERT_HOURS,
         )
     except ContentErrors as errors:
-        raise _refusal(Invalid, "The alert has errors; nothing was saved.", actor, action,
-                       alert, errors.fields) from None
+        raise _refusal(
+            Invalid, "The alert has errors; nothing was saved.", actor, action, alert, errors.fields
+        ) from None
 
 
-def _audit(session: Session, actor: Actor, action: str, alert: Alert,
-           before: Mapping[str, Any] | None = None, after: Mapping[str, Any] | None = None,
-           **extra: Any) -> None:
+def _audit(
+    session: Session,
+    actor: Actor,
+    action: str,
+    alert: Alert,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> None:
     detail = {"public_id": alert.public_id, **extra}
     if before is not None:
         detail["before"] = dict(before)
     if after is not None:
         detail["after"] = dict(after)
-    record(session, actor=actor, action=action, target_type="alert", target_id=alert.id,
-           detail=detail)
+    record(
+        session, actor=actor, action=action, target_type="alert", target_id=alert.id, detail=detail
+    )
 
 
-def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[str, Any],
-                                                                          dict[str, Any]]:
+def _changed(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     keys = [k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
@@ -125,8 +143,14 @@ def _apply_content(alert: Alert, content: dict[str, Any]) -> None:
     alert.updated_at = utcnow()
 
 
-def _photo_id(ctx: Context, session: Session, photo: bytes | None, actor: Actor,
-              action: str, alert: Alert | None) -> int | None:
+def _photo_id(
+    ctx: Context,
+    session: Session,
+    photo: bytes | None,
+    actor: Actor,
+    action: str,
+    alert: Alert | None,
+) -> int | None:
     if photo is None:
         return None
     try:
@@ -142,8 +166,15 @@ def create_alert(ctx: Context, raw: Any, *, by: Actor, photo: bytes | None = Non
     with ctx.db.transaction() as session:
         _require(by, "alert.create", "alert.create", None)
         content = _parse(ctx, raw, by, "alert.create", None)
-        alert = Alert(public_id=_new_public_id(session), state=DRAFT, created_by_id=by.user_id,
-                      content={}, status="Actual", jurisdiction="", expires_at=utcnow())
+        alert = Alert(
+            public_id=_new_public_id(session),
+            state=DRAFT,
+            created_by_id=by.user_id,
+            content={},
+            status="Actual",
+            jurisdiction="",
+            expires_at=utcnow(),
+        )
         _apply_content(alert, content)
         alert.photo_id = _photo_id(ctx, session, photo, by, "alert.create", None)
         session.add(alert)
@@ -152,14 +183,21 @@ def create_alert(ctx: Context, raw: Any, *, by: Actor, photo: bytes | None = Non
         return alert
 
 
-def edit_alert(ctx: Context, alert_id: int, raw: Any, *, by: Actor,
-               photo: bytes | None = None) -> Alert:
+def edit_alert(
+    ctx: Context, alert_id: int, raw: Any, *, by: Actor, photo: bytes | None = None
+) -> Alert:
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.edit", "alert.edit", alert)
         if alert.state != DRAFT:
-            raise _refusal(Conflict, f"Only a draft can be edited; this alert is {alert.state}. "
-                           "Propose an update instead.", by, "alert.edit", alert)
+            raise _refusal(
+                Conflict,
+                f"Only a draft can be edited; this alert is {alert.state}. "
+                "Propose an update instead.",
+                by,
+                "alert.edit",
+                alert,
+            )
         content = _parse(ctx, raw, by, "alert.edit", alert)
         before, after = _changed(alert.content, content)
         _apply_content(alert, content)
@@ -177,34 +215,57 @@ def submit_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         if alert.state == PENDING:
             return alert  # Submitting twice is harmless.
         if alert.state != DRAFT:
-            raise _refusal(Conflict, f"Only a draft can be submitted; this alert is "
-                           f"{alert.state}.", by, "alert.submit", alert)
+            raise _refusal(
+                Conflict,
+                f"Only a draft can be submitted; this alert is {alert.state}.",
+                by,
+                "alert.submit",
+                alert,
+            )
         rule_set = ctx.rule_sets.get(alert.jurisdiction)
         if rule_set is None:
-            raise _refusal(Invalid, f"The criteria of {alert.jurisdiction!r} are no longer "
-                           "configured; choose another jurisdiction.", by, "alert.submit", alert,
-                           {"jurisdiction": "unknown rule set"})
+            raise _refusal(
+                Invalid,
+                f"The criteria of {alert.jurisdiction!r} are no longer "
+                "configured; choose another jurisdiction.",
+                by,
+                "alert.submit",
+                alert,
+                {"jurisdiction": "unknown rule set"},
+            )
         problems = submission_problems(alert.content, rule_set)
         if alert.expires_at <= utcnow():
             problems["expires_at"] = "is in the past; set a new expiry"
         if problems:
-            raise _refusal(Invalid, "The alert does not meet the criteria for publication yet.",
-                           by, "alert.submit", alert, problems)
+            raise _refusal(
+                Invalid,
+                "The alert does not meet the criteria for publication yet.",
+                by,
+                "alert.submit",
+                alert,
+                problems,
+            )
         alert.state, alert.submitted_by_id, alert.submitted_at = PENDING, by.user_id, utcnow()
         alert.rejection_reason = ""
-        _audit(session, by, "alert.submit", alert, before={"state": DRAFT},
-               after={"state": PENDING})
+        _audit(
+            session, by, "alert.submit", alert, before={"state": DRAFT}, after={"state": PENDING}
+        )
         return alert
 
 
 # Approval ------------------------------------------------------------------------------------
 
 
-def _check_second_person(by: Actor, raised_by: set[int | None], action: str, alert: Alert
-                         ) -> None:
+def _check_second_person(by: Actor, raised_by: set[int | None], action: str, alert: Alert) -> None:
     if by.user_id in raised_by:
-        raise _refusal(Forbidden, "The person who raised or submitted an alert or update may "
-                       "not approve it; a second person must.", by, action, alert)
+        raise _refusal(
+            Forbidden,
+            "The person who raised or submitted an alert or update may "
+            "not approve it; a second person must.",
+            by,
+            action,
+            alert,
+        )
 
 
 def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
@@ -216,18 +277,36 @@ def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         if alert.state == ACTIVE and alert.approved_by_id is not None:
             return alert
         if alert.state != PENDING:
-            raise _refusal(Conflict, f"Only a submitted alert can be approved; this alert is "
-                           f"{alert.state}.", by, "alert.approve", alert)
-        _check_second_person(by, {alert.created_by_id, alert.submitted_by_id},
-                             "alert.approve", alert)
+            raise _refusal(
+                Conflict,
+                f"Only a submitted alert can be approved; this alert is {alert.state}.",
+                by,
+                "alert.approve",
+                alert,
+            )
+        _check_second_person(
+            by, {alert.created_by_id, alert.submitted_by_id}, "alert.approve", alert
+        )
         now = utcnow()
         if alert.expires_at <= now:
-            raise _refusal(Conflict, "The alert's expiry has passed; return it to the officer "
-                           "to set a new one.", by, "alert.approve", alert)
+            raise _refusal(
+                Conflict,
+                "The alert's expiry has passed; return it to the officer to set a new one.",
+                by,
+                "alert.approve",
+                alert,
+            )
         alert.state, alert.approved_by_id, alert.approved_at = ACTIVE, by.user_id, now
         version = _publish(ctx, session, alert, "alert", "Alert", by, now)
-        _audit(session, by, "alert.approve", alert, before={"state": PENDING},
-               after={"state": ACTIVE}, version=version.identifier)
+        _audit(
+            session,
+            by,
+            "alert.approve",
+            alert,
+            before={"state": PENDING},
+            after={"state": ACTIVE},
+            version=version.identifier,
+        )
         return alert
 
 
@@ -236,12 +315,24 @@ def reject_alert(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Aler
         alert = _load(session, alert_id)
         _require(by, "alert.reject", "alert.reject", alert)
         if alert.state != PENDING:
-            raise _refusal(Conflict, f"Only a submitted alert can be rejected; this alert is "
-                           f"{alert.state}.", by, "alert.reject", alert)
+            raise _refusal(
+                Conflict,
+                f"Only a submitted alert can be rejected; this alert is {alert.state}.",
+                by,
+                "alert.reject",
+                alert,
+            )
         reason = _reason(reason, by, "alert.reject", alert)
         alert.state, alert.rejection_reason, alert.updated_at = DRAFT, reason, utcnow()
-        _audit(session, by, "alert.reject", alert, before={"state": PENDING},
-               after={"state": DRAFT}, reason=reason)
+        _audit(
+            session,
+            by,
+            "alert.reject",
+            alert,
+            before={"state": PENDING},
+            after={"state": DRAFT},
+            reason=reason,
+        )
         return alert
 
 
@@ -250,42 +341,78 @@ def _reason(reason: str, by: Actor, action: str, alert: Alert, *, required: bool
     if required and not reason:
         raise _refusal(Invalid, "Give a reason.", by, action, alert, {"reason": "is required"})
     if len(reason) > 1000:
-        raise _refusal(Invalid, "The reason is too long.", by, action, alert,
-                       {"reason": "at most 1000 characters"})
+        raise _refusal(
+            Invalid,
+            "The reason is too long.",
+            by,
+            action,
+            alert,
+            {"reason": "at most 1000 characters"},
+        )
     return reason
 
 
 # Updates -------------------------------------------------------------------------------------
 
 
-def propose_update(ctx: Context, alert_id: int, raw: Any, *, by: Actor,
-                   photo: bytes | None = None) -> Proposal:
+def propose_update(
+    ctx: Context, alert_id: int, raw: Any, *, by: Actor, photo: bytes | None = None
+) -> Proposal:
     """Propose new content for a live alert. A newer proposal replaces a pending one."""
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.propose_update", "alert.propose_update", alert)
         if alert.state != ACTIVE:
-            raise _refusal(Conflict, f"Only an active alert can be updated; this alert is "
-                           f"{alert.state}.", by, "alert.propose_update", alert)
+            raise _refusal(
+                Conflict,
+                f"Only an active alert can be updated; this alert is {alert.state}.",
+                by,
+                "alert.propose_update",
+                alert,
+            )
         content = _parse(ctx, raw, by, "alert.propose_update", alert)
         if content["status"] != alert.status:
-            raise _refusal(Invalid, "An update cannot change the alert's status.", by,
-                           "alert.propose_update", alert, {"status": f"must stay {alert.status}"})
+            raise _refusal(
+                Invalid,
+                "An update cannot change the alert's status.",
+                by,
+                "alert.propose_update",
+                alert,
+                {"status": f"must stay {alert.status}"},
+            )
         problems = submission_problems(content, ctx.rule_sets[content["jurisdiction"]])
         if problems:
-            raise _refusal(Invalid, "The update does not meet the criteria for publication.",
-                           by, "alert.propose_update", alert, problems)
+            raise _refusal(
+                Invalid,
+                "The update does not meet the criteria for publication.",
+                by,
+                "alert.propose_update",
+                alert,
+                problems,
+            )
         photo_id = _photo_id(ctx, session, photo, by, "alert.propose_update", alert)
         for old in alert.proposals:
             if old.state == PENDING:
                 old.state, old.decided_at, old.reason = "replaced", utcnow(), "replaced"
-        proposal = Proposal(alert=alert, content=content, expires_at=expires_of(content),
-                            photo_id=photo_id or alert.photo_id, proposed_by_id=by.user_id)
+        proposal = Proposal(
+            alert=alert,
+            content=content,
+            expires_at=expires_of(content),
+            photo_id=photo_id or alert.photo_id,
+            proposed_by_id=by.user_id,
+        )
         session.add(proposal)
         session.flush()
         before, after = _changed(alert.content, content)
-        _audit(session, by, "alert.propose_update", alert, before=before, after=after,
-               proposal=proposal.id)
+        _audit(
+            session,
+            by,
+            "alert.propose_update",
+            alert,
+            before=before,
+            after=after,
+            proposal=proposal.id,
+        )
         return proposal
 
 
@@ -295,20 +422,34 @@ def approve_update(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         _require(by, "alert.approve", "alert.approve_update", alert)
         proposal = alert.pending_proposal
         if alert.state != ACTIVE or proposal is None:
-            raise _refusal(Conflict, "There is no pending update to approve.", by,
-                           "alert.approve_update", alert)
+            raise _refusal(
+                Conflict,
+                "There is no pending update to approve.",
+                by,
+                "alert.approve_update",
+                alert,
+            )
         _check_second_person(by, {proposal.proposed_by_id}, "alert.approve_update", alert)
         now = utcnow()
         if proposal.expires_at <= now:
-            raise _refusal(Conflict, "The proposed expiry has passed.", by,
-                           "alert.approve_update", alert)
+            raise _refusal(
+                Conflict, "The proposed expiry has passed.", by, "alert.approve_update", alert
+            )
         before, after = _changed(alert.content, proposal.content)
         _apply_content(alert, proposal.content)
         alert.photo_id = proposal.photo_id
         proposal.state, proposal.decided_by_id, proposal.decided_at = "approved", by.user_id, now
         version = _publish(ctx, session, alert, "update", "Update", by, now)
-        _audit(session, by, "alert.approve_update", alert, before=before, after=after,
-               proposal=proposal.id, version=version.identifier)
+        _audit(
+            session,
+            by,
+            "alert.approve_update",
+            alert,
+            before=before,
+            after=after,
+            proposal=proposal.id,
+            version=version.identifier,
+        )
         return alert
 
 
@@ -318,8 +459,9 @@ def reject_update(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Ale
         _require(by, "alert.reject", "alert.reject_update", alert)
         proposal = alert.pending_proposal
         if proposal is None:
-            raise _refusal(Conflict, "There is no pending update to reject.", by,
-                           "alert.reject_update", alert)
+            raise _refusal(
+                Conflict, "There is no pending update to reject.", by, "alert.reject_update", alert
+            )
         reason = _reason(reason, by, "alert.reject_update", alert)
         proposal.state, proposal.decided_by_id = "rejected", by.user_id
         proposal.decided_at, proposal.reason = utcnow(), reason
@@ -341,8 +483,16 @@ def resolve_alert(ctx: Context, alert_id: int, note: str, *, by: Actor) -> Alert
     return _end(ctx, alert_id, note, by, RESOLVED, "resolve", "Update", "alert.resolve")
 
 
-def _end(ctx: Context, alert_id: int, reason: str, by: Actor, state: str, kind: str,
-         msg_type: str, action: str) -> Alert:
+def _end(
+    ctx: Context,
+    alert_id: int,
+    reason: str,
+    by: Actor,
+    state: str,
+    kind: str,
+    msg_type: str,
+    action: str,
+) -> Alert:
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, action, action, alert)
@@ -351,8 +501,9 @@ def _end(ctx: Context, alert_id: int, reason: str, by: Actor, state: str, kind: 
         reason = _reason(reason, by, action, alert, required=state == CANCELLED)
         allowed = (ACTIVE, DRAFT, PENDING) if state == CANCELLED else (ACTIVE,)
         if alert.state not in allowed:
-            raise _refusal(Conflict, f"This alert is {alert.state}; it cannot be {state}.",
-                           by, action, alert)
+            raise _refusal(
+                Conflict, f"This alert is {alert.state}; it cannot be {state}.", by, action, alert
+            )
         before_state, now = alert.state, utcnow()
         alert.state, alert.ended_at, alert.updated_at = state, now, now
         detail: dict[str, Any] = {"reason": reason}
@@ -363,42 +514,84 @@ def _end(ctx: Context, alert_id: int, reason: str, by: Actor, state: str, kind: 
         for proposal in alert.proposals:
             if proposal.state == PENDING:
                 proposal.state, proposal.decided_at, proposal.reason = "replaced", now, state
-        _audit(session, by, action, alert, before={"state": before_state},
-               after={"state": state}, **detail)
+        _audit(
+            session,
+            by,
+            action,
+            alert,
+            before={"state": before_state},
+            after={"state": state},
+            **detail,
+        )
         return alert
 
 
-def extend_alert(ctx: Context, alert_id: int, *, by: Actor, minutes: int | None = None,
-                 until: datetime | None = None) -> Alert:
+def extend_alert(
+    ctx: Context,
+    alert_id: int,
+    *,
+    by: Actor,
+    minutes: int | None = None,
+    until: datetime | None = None,
+) -> Alert:
     """Push the expiry back. What went out is never edited, so this publishes an Update."""
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.extend", "alert.extend", alert)
         if alert.state != ACTIVE:
-            raise _refusal(Conflict, f"Only an active alert can be extended; this alert is "
-                           f"{alert.state}.", by, "alert.extend", alert)
+            raise _refusal(
+                Conflict,
+                f"Only an active alert can be extended; this alert is {alert.state}.",
+                by,
+                "alert.extend",
+                alert,
+            )
         now = utcnow()
         max_minutes = ctx.settings.MAX_ALERT_HOURS * 60
         if minutes is not None and not 1 <= minutes <= max_minutes:
-            raise _refusal(Invalid, f"Extend by 1 to {max_minutes} minutes.", by, "alert.extend",
-                           alert, {"minutes": f"must be from 1 to {max_minutes}"})
+            raise _refusal(
+                Invalid,
+                f"Extend by 1 to {max_minutes} minutes.",
+                by,
+                "alert.extend",
+                alert,
+                {"minutes": f"must be from 1 to {max_minutes}"},
+            )
         if until is None:
             step = ctx.settings.EXTEND_MINUTES if minutes is None else minutes
             until = max(alert.expires_at, now) + timedelta(minutes=step)
         until = until.replace(microsecond=0)
         if until.tzinfo is None or until <= alert.expires_at or until <= now:
-            raise _refusal(Invalid, "The new expiry must be later than the current one.", by,
-                           "alert.extend", alert, {"expires_at": "must be later"})
+            raise _refusal(
+                Invalid,
+                "The new expiry must be later than the current one.",
+                by,
+                "alert.extend",
+                alert,
+                {"expires_at": "must be later"},
+            )
         if until > now + timedelta(hours=ctx.settings.MAX_ALERT_HOURS):
-            raise _refusal(Invalid, f"An alert may run at most {ctx.settings.MAX_ALERT_HOURS} "
-                           "hours ahead.", by, "alert.extend", alert,
-                           {"expires_at": "too far ahead"})
+            raise _refusal(
+                Invalid,
+                f"An alert may run at most {ctx.settings.MAX_ALERT_HOURS} hours ahead.",
+                by,
+                "alert.extend",
+                alert,
+                {"expires_at": "too far ahead"},
+            )
         before = alert.expires_at
         alert.content = dict(alert.content, expires_at=until.isoformat())
         alert.expires_at, alert.updated_at = until, now
         version = _publish(ctx, session, alert, "extend", "Update", by, now)
-        _audit(session, by, "alert.extend", alert, before={"expires_at": before.isoformat()},
-               after={"expires_at": until.isoformat()}, version=version.identifier)
+        _audit(
+            session,
+            by,
+            "alert.extend",
+            alert,
+            before={"expires_at": before.isoformat()},
+            after={"expires_at": until.isoformat()},
+            version=version.identifier,
+        )
         return alert
 
 
@@ -412,16 +605,25 @@ def expire_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert | None:
             return None
         alert.state, alert.ended_at, alert.updated_at = EXPIRED, now, now
         version = _publish(ctx, session, alert, "expire", "Cancel", by, now)
-        _audit(session, by, "alert.expire", alert, before={"state": ACTIVE},
-               after={"state": EXPIRED}, version=version.identifier)
+        _audit(
+            session,
+            by,
+            "alert.expire",
+            alert,
+            before={"state": ACTIVE},
+            after={"state": EXPIRED},
+            version=version.identifier,
+        )
         return alert
 
 
 def due_for_expiry(ctx: Context) -> list[int]:
     with ctx.db.session() as session:
-        return list(session.execute(
-            select(Alert.id).where(Alert.state == ACTIVE, Alert.expires_at <= utcnow())
-        ).scalars())
+        return list(
+            session.execute(
+                select(Alert.id).where(Alert.state == ACTIVE, Alert.expires_at <= utcnow())
+            ).scalars()
+        )
 
 
 # Publication ---------------------------------------------------------------------------------
@@ -430,13 +632,16 @@ def due_for_expiry(ctx: Context) -> list[int]:
 def live_references(alert: Alert, kind: str, now: datetime) -> list[list[str]]:
     """Every earlier version of the incident that has not expired. An expiry refers to the
     versions that were live until this moment."""
+
     def live(v: Version) -> bool:
         return v.expires_at >= alert.expires_at if kind == "expire" else v.expires_at > now
+
     return [[v.sender, v.identifier, v.sent_at.isoformat()] for v in alert.versions if live(v)]
 
 
-def _publish(ctx: Context, session: Session, alert: Alert, kind: str, msg_type: str,
-             by: Actor, now: datetime) -> Version:
+def _publish(
+    ctx: Context, session: Session, alert: Alert, kind: str, msg_type: str, by: Actor, now: datetime
+) -> Version:
     settings = ctx.settings
     seq = max((v.seq for v in alert.versions), default=0) + 1
     version = Version(

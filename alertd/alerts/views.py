@@ -34,6 +34,7 @@ from alertd.alerts.forms import (
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
 from alertd.alerts.text import child_phrase, summary_text
 from alertd.audit.services import timeline
+from alertd.channels.cap.channel import cap_status_for_alert
 from alertd.channels.dispatch import delivery_counts
 from alertd.db import utcnow
 from alertd.errors import Invalid, NotFound, ServiceError
@@ -72,20 +73,34 @@ def index() -> ResponseReturnValue:
     if state not in STATES:
         state = ""
     with ctx().db.session() as db:
-        rows = [{
-            "id": a.id, "public_id": a.public_id, "state": a.state, "status": a.status,
-            "children": child_phrase(a.content) or "—", "expires_at": a.expires_at,
-            "jurisdiction": a.jurisdiction, "updated_at": a.updated_at,
-        } for a in services.list_alerts(db, state=state or None)]
+        rows = [
+            {
+                "id": a.id,
+                "public_id": a.public_id,
+                "state": a.state,
+                "status": a.status,
+                "children": child_phrase(a.content) or "—",
+                "expires_at": a.expires_at,
+                "jurisdiction": a.jurisdiction,
+                "updated_at": a.updated_at,
+            }
+            for a in services.list_alerts(db, state=state or None)
+        ]
     return render_template("alerts/list.html", rows=rows, state=state, states=STATES)
 
 
 # The form shared by new, edit and update ------------------------------------------------------
 
 
-def _render_form(mode: str, values: Mapping[str, str], *, alert: Alert | None = None,
-                 error: ServiceError | None = None, parsed: ParsedForm | None = None,
-                 status: int = 200) -> ResponseReturnValue:
+def _render_form(
+    mode: str,
+    values: Mapping[str, str],
+    *,
+    alert: Alert | None = None,
+    error: ServiceError | None = None,
+    parsed: ParsedForm | None = None,
+    status: int = 200,
+) -> ResponseReturnValue:
     rule_sets = ctx().rule_sets
     errors: dict[str, str] = {}
     other: dict[str, str] = {}
@@ -106,11 +121,22 @@ def _render_form(mode: str, values: Mapping[str, str], *, alert: Alert | None = 
         "update": url_for("alerts.update", alert_id=alert.id) if alert else "",
     }
     return render_template(
-        "alerts/form.html", mode=mode, values=values, alert=alert, error=error,
-        errors=errors, other_errors=other, rule_set=rule_set, rule_sets=rule_sets,
-        statuses=STATUSES, slots=slot_counts(values), action=targets[mode],
-        offsets={name: offset_choices(values.get(f"{name}_offset", ""))
-                 for name in ("last_seen_at", "expires_at")},
+        "alerts/form.html",
+        mode=mode,
+        values=values,
+        alert=alert,
+        error=error,
+        errors=errors,
+        other_errors=other,
+        rule_set=rule_set,
+        rule_sets=rule_sets,
+        statuses=STATUSES,
+        slots=slot_counts(values),
+        action=targets[mode],
+        offsets={
+            name: offset_choices(values.get(f"{name}_offset", ""))
+            for name in ("last_seen_at", "expires_at")
+        },
         banner=STATUS_BANNERS.get(values.get("status", "")),
         default_minutes=ctx().settings.DEFAULT_ALERT_MINUTES,
     ), status
@@ -123,10 +149,13 @@ def _form_refusal(parsed: ParsedForm) -> ServiceError:
     settings = ctx().settings
     fields: dict[str, str] = {}
     try:
-        parse_content(parsed.body, rule_sets=ctx().rule_sets,
-                      default_jurisdiction=settings.DEFAULT_JURISDICTION,
-                      default_expires=utcnow() + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
-                      max_hours=settings.MAX_ALERT_HOURS)
+        parse_content(
+            parsed.body,
+            rule_sets=ctx().rule_sets,
+            default_jurisdiction=settings.DEFAULT_JURISDICTION,
+            default_expires=utcnow() + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
+            max_hours=settings.MAX_ALERT_HOURS,
+        )
     except ContentErrors as errors:
         fields = errors.fields
     return Invalid("The alert has errors; nothing was saved.", fields=fields)
@@ -155,11 +184,9 @@ def new() -> ResponseReturnValue:
     parsed = parse_form(form, ctx().rule_sets)
     values = values_from_request(form)
     if parsed.errors:
-        return _render_form("new", values, parsed=parsed,
-                            error=_form_refusal(parsed), status=400)
+        return _render_form("new", values, parsed=parsed, error=_form_refusal(parsed), status=400)
     try:
-        alert = services.create_alert(ctx(), parsed.body, by=_actor(),
-                                      photo=_photo(request.files))
+        alert = services.create_alert(ctx(), parsed.body, by=_actor(), photo=_photo(request.files))
     except ServiceError as error:
         return _render_form("new", values, error=error, parsed=parsed, status=error.status)
     flash(f"Draft {alert.public_id} saved. Submit it for approval when it is ready.", "ok")
@@ -174,20 +201,24 @@ def edit(alert_id: int) -> ResponseReturnValue:
         # A POST goes to the service, which refuses (and audits) the same things.
         _may("alert.edit")
         if alert.state != DRAFT:
-            abort(409, description=f"Only a draft can be edited; this alert is "
-                                   f"{alert.state}. Propose an update instead.")
+            abort(
+                409,
+                description=f"Only a draft can be edited; this alert is "
+                f"{alert.state}. Propose an update instead.",
+            )
         return _render_form("edit", form_values(alert.content), alert=alert)
     parsed = parse_form(request.form, ctx().rule_sets)
     values = values_from_request(request.form)
     if parsed.errors:
-        return _render_form("edit", values, alert=alert, parsed=parsed,
-                            error=_form_refusal(parsed), status=400)
+        return _render_form(
+            "edit", values, alert=alert, parsed=parsed, error=_form_refusal(parsed), status=400
+        )
     try:
-        services.edit_alert(ctx(), alert_id, parsed.body, by=_actor(),
-                            photo=_photo(request.files))
+        services.edit_alert(ctx(), alert_id, parsed.body, by=_actor(), photo=_photo(request.files))
     except ServiceError as error:
-        return _render_form("edit", values, alert=alert, error=error, parsed=parsed,
-                            status=error.status)
+        return _render_form(
+            "edit", values, alert=alert, error=error, parsed=parsed, status=error.status
+        )
     flash("Draft saved.", "ok")
     return redirect(url_for("alerts.show", alert_id=alert_id))
 
@@ -199,25 +230,31 @@ def update(alert_id: int) -> ResponseReturnValue:
     if request.method == "GET":
         _may("alert.propose_update")
         if alert.state != ACTIVE:
-            abort(409, description=f"Only an active alert can be updated; this alert is "
-                                   f"{alert.state}.")
+            abort(
+                409,
+                description=f"Only an active alert can be updated; this alert is {alert.state}.",
+            )
         # Start from a waiting proposal, since a new one replaces it.
         pending = alert.pending_proposal
-        return _render_form("update", form_values(pending.content if pending else
-                                                  alert.content), alert=alert)
+        return _render_form(
+            "update", form_values(pending.content if pending else alert.content), alert=alert
+        )
     form = MultiDict(request.form)
     form["status"] = alert.status  # An update may not change the status; the form shows it.
     parsed = parse_form(form, ctx().rule_sets)
     values = values_from_request(form)
     if parsed.errors:
-        return _render_form("update", values, alert=alert, parsed=parsed,
-                            error=_form_refusal(parsed), status=400)
+        return _render_form(
+            "update", values, alert=alert, parsed=parsed, error=_form_refusal(parsed), status=400
+        )
     try:
-        services.propose_update(ctx(), alert_id, parsed.body, by=_actor(),
-                                photo=_photo(request.files))
+        services.propose_update(
+            ctx(), alert_id, parsed.body, by=_actor(), photo=_photo(request.files)
+        )
     except ServiceError as error:
-        return _render_form("update", values, alert=alert, error=error, parsed=parsed,
-                            status=error.status)
+        return _render_form(
+            "update", values, alert=alert, error=error, parsed=parsed, status=error.status
+        )
     flash("Update proposed. A supervisor must approve it before it goes out.", "ok")
     return redirect(url_for("alerts.show", alert_id=alert_id))
 
@@ -235,8 +272,10 @@ def _display(value: Any) -> str:
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, str]]:
     keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    return [{"field": k, "before": _display(before.get(k)), "after": _display(after.get(k))}
-            for k in keys]
+    return [
+        {"field": k, "before": _display(before.get(k)), "after": _display(after.get(k))}
+        for k in keys
+    ]
 
 
 def _timeline_row(entry: Any) -> dict[str, Any]:
@@ -250,8 +289,14 @@ def _timeline_row(entry: Any) -> dict[str, Any]:
         notes.append("changed: " + ", ".join(changed))
     if detail.get("fields"):
         notes.append("; ".join(f"{k} {v}" for k, v in detail["fields"].items()))
-    return {"at": entry.at, "actor": entry.actor_name, "role": entry.role,
-            "action": entry.action, "outcome": entry.outcome, "notes": " · ".join(notes)}
+    return {
+        "at": entry.at,
+        "actor": entry.actor_name,
+        "role": entry.role,
+        "action": entry.action,
+        "outcome": entry.outcome,
+        "notes": " · ".join(notes),
+    }
 
 
 def _show_context(alert_id: int) -> dict[str, Any]:
@@ -266,22 +311,39 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         proposal = alert.pending_proposal
         if proposal is not None:
             user_ids.add(proposal.proposed_by_id)
-        names = {uid: name for uid, name in db.execute(select(User.id, User.username).where(
-            User.id.in_([i for i in user_ids if i is not None])))}
+        names = {
+            uid: name
+            for uid, name in db.execute(
+                select(User.id, User.username).where(
+                    User.id.in_([i for i in user_ids if i is not None])
+                )
+            )
+        }
         photo = alert.photo
         photo_name = f"{photo.sha256}.{photo.extension}" if photo else None
-        versions = [{
-            "seq": v.seq, "identifier": v.identifier, "msg_type": v.msg_type, "kind": v.kind,
-            "sent_at": v.sent_at, "expires_at": v.expires_at,
-            "references": [ref[1] for ref in v.references],
-        } for v in alert.versions]
+        cap = {s.version_id: s for s in cap_status_for_alert(db, alert.id, settings)}
+        versions = [
+            {
+                "seq": v.seq,
+                "identifier": v.identifier,
+                "msg_type": v.msg_type,
+                "kind": v.kind,
+                "sent_at": v.sent_at,
+                "expires_at": v.expires_at,
+                "references": [ref[1] for ref in v.references],
+                "cap": cap[v.id].line if v.id in cap else "",
+                "cap_url": cap[v.id].url if v.id in cap else None,
+            }
+            for v in alert.versions
+        ]
         counts = delivery_counts(db, alert.id)
         history = [_timeline_row(e) for e in timeline(db, "alert", alert.id)]
         proposal_view = None
         if proposal is not None:
             preview = Version(content=proposal.content, kind="update", status=alert.status)
             proposal_view = {
-                "by": names.get(proposal.proposed_by_id, "?"), "at": proposal.proposed_at,
+                "by": names.get(proposal.proposed_by_id, "?"),
+                "at": proposal.proposed_at,
                 "changes": _diff(alert.content, proposal.content),
                 "text": summary_text(preview),
                 "photo_changed": proposal.photo_id != alert.photo_id,
@@ -289,18 +351,26 @@ def _show_context(alert_id: int) -> dict[str, Any]:
             }
     rule_set = ctx().rule_sets.get(alert.jurisdiction)
     answers = alert.content.get("criteria") or {}
-    criteria = [{"key": c.key, "label": c.label, "required": c.required,
-                 "met": bool(answers.get(c.key))} for c in (rule_set.criteria if rule_set
-                                                             else ())]
+    criteria = [
+        {"key": c.key, "label": c.label, "required": c.required, "met": bool(answers.get(c.key))}
+        for c in (rule_set.criteria if rule_set else ())
+    ]
     # A version that is never added to a session, only to word the preview as it would go out.
-    preview_text = summary_text(Version(content=alert.content, kind="alert",
-                                        status=alert.status))
+    preview_text = summary_text(Version(content=alert.content, kind="alert", status=alert.status))
     left = int((alert.expires_at - utcnow()).total_seconds() // 60)
     return {
-        "alert": alert, "content": alert.content, "names": names, "photo_name": photo_name,
-        "versions": versions, "counts": counts, "history": history,
-        "proposal": proposal_view, "criteria": criteria, "rule_set": rule_set,
-        "preview_text": preview_text, "minutes_left": left,
+        "alert": alert,
+        "content": alert.content,
+        "names": names,
+        "photo_name": photo_name,
+        "versions": versions,
+        "counts": counts,
+        "history": history,
+        "proposal": proposal_view,
+        "criteria": criteria,
+        "rule_set": rule_set,
+        "preview_text": preview_text,
+        "minutes_left": left,
         "near_expiry": alert.state == ACTIVE and left < settings.EXPIRY_WARNING_MINUTES,
         "extend_minutes": settings.EXTEND_MINUTES,
         "is_submitter": actor.user_id in (alert.created_by_id, alert.submitted_by_id),
@@ -309,11 +379,23 @@ def _show_context(alert_id: int) -> dict[str, Any]:
     }
 
 
-def _render_show(alert_id: int, *, status: int = 200, error: ServiceError | None = None,
-                 failed: str = "", form: Mapping[str, str] | None = None) -> ResponseReturnValue:
+def _render_show(
+    alert_id: int,
+    *,
+    status: int = 200,
+    error: ServiceError | None = None,
+    failed: str = "",
+    form: Mapping[str, str] | None = None,
+) -> ResponseReturnValue:
     context = _show_context(alert_id)
-    return render_template("alerts/show.html", error=error, failed=failed, form=form or {},
-                           fields=error.fields if error else {}, **context), status
+    return render_template(
+        "alerts/show.html",
+        error=error,
+        failed=failed,
+        form=form or {},
+        fields=error.fields if error else {},
+        **context,
+    ), status
 
 
 @bp.get("/alerts/<int:alert_id>")
@@ -330,8 +412,13 @@ def _act(alert_id: int, action: str, call: Callable[[], Any], done: str) -> Resp
     except ServiceError as error:
         if isinstance(error, NotFound):
             abort(404, description=error.message)
-        return _render_show(alert_id, status=error.status, error=error, failed=action,
-                            form=values_from_request(request.form))
+        return _render_show(
+            alert_id,
+            status=error.status,
+            error=error,
+            failed=action,
+            form=values_from_request(request.form),
+        )
     flash(done, "ok")
     return redirect(url_for("alerts.show", alert_id=alert_id))
 
@@ -343,25 +430,34 @@ def _reason() -> str:
 @bp.post("/alerts/<int:alert_id>/submit")
 @login_required
 def submit(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "submit",
-                lambda: services.submit_alert(ctx(), alert_id, by=_actor()),
-                "Submitted for approval. A second person must approve it.")
+    return _act(
+        alert_id,
+        "submit",
+        lambda: services.submit_alert(ctx(), alert_id, by=_actor()),
+        "Submitted for approval. A second person must approve it.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/approve")
 @login_required
 def approve(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "approve",
-                lambda: services.approve_alert(ctx(), alert_id, by=_actor()),
-                "Approved. The alert is active and version 1 is going out.")
+    return _act(
+        alert_id,
+        "approve",
+        lambda: services.approve_alert(ctx(), alert_id, by=_actor()),
+        "Approved. The alert is active and version 1 is going out.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/reject")
 @login_required
 def reject(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "reject",
-                lambda: services.reject_alert(ctx(), alert_id, _reason(), by=_actor()),
-                "Rejected. The alert is back with the officer as a draft.")
+    return _act(
+        alert_id,
+        "reject",
+        lambda: services.reject_alert(ctx(), alert_id, _reason(), by=_actor()),
+        "Rejected. The alert is back with the officer as a draft.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/cancel")
@@ -370,21 +466,33 @@ def cancel(alert_id: int) -> ResponseReturnValue:
     reason = _reason().strip()
     if not reason:
         # The reason is the confirmation step of a one-click cancel, and the record of why.
-        missing = ServiceError("Give a reason to cancel the alert.",
-                               fields={"reason": "is required"})
-        return _render_show(alert_id, status=400, error=missing, failed="cancel",
-                            form=values_from_request(request.form))
-    return _act(alert_id, "cancel",
-                lambda: services.cancel_alert(ctx(), alert_id, reason, by=_actor()),
-                "Cancelled.")
+        missing = ServiceError(
+            "Give a reason to cancel the alert.", fields={"reason": "is required"}
+        )
+        return _render_show(
+            alert_id,
+            status=400,
+            error=missing,
+            failed="cancel",
+            form=values_from_request(request.form),
+        )
+    return _act(
+        alert_id,
+        "cancel",
+        lambda: services.cancel_alert(ctx(), alert_id, reason, by=_actor()),
+        "Cancelled.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/resolve")
 @login_required
 def resolve(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "resolve",
-                lambda: services.resolve_alert(ctx(), alert_id, _reason(), by=_actor()),
-                "Resolved: the public is being told the child was found.")
+    return _act(
+        alert_id,
+        "resolve",
+        lambda: services.resolve_alert(ctx(), alert_id, _reason(), by=_actor()),
+        "Resolved: the public is being told the child was found.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/extend")
@@ -398,27 +506,38 @@ def extend(alert_id: int) -> ResponseReturnValue:
         minutes = 0
     # Bounded here as well: a huge number would overflow the date arithmetic, not be refused.
     if not 1 <= minutes <= settings.MAX_ALERT_HOURS * 60:
-        bad = ServiceError("Give the extension in minutes.",
-                           fields={"minutes": f"a whole number from 1 to "
-                                              f"{settings.MAX_ALERT_HOURS * 60}"})
-        return _render_show(alert_id, status=400, error=bad, failed="extend",
-                            form=values_from_request(request.form))
-    return _act(alert_id, "extend",
-                lambda: services.extend_alert(ctx(), alert_id, by=_actor(), minutes=minutes),
-                f"Extended by {minutes} minutes; an update is going out.")
+        bad = ServiceError(
+            "Give the extension in minutes.",
+            fields={"minutes": f"a whole number from 1 to {settings.MAX_ALERT_HOURS * 60}"},
+        )
+        return _render_show(
+            alert_id, status=400, error=bad, failed="extend", form=values_from_request(request.form)
+        )
+    return _act(
+        alert_id,
+        "extend",
+        lambda: services.extend_alert(ctx(), alert_id, by=_actor(), minutes=minutes),
+        f"Extended by {minutes} minutes; an update is going out.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/update/approve")
 @login_required
 def approve_update(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "approve_update",
-                lambda: services.approve_update(ctx(), alert_id, by=_actor()),
-                "Update approved and going out.")
+    return _act(
+        alert_id,
+        "approve_update",
+        lambda: services.approve_update(ctx(), alert_id, by=_actor()),
+        "Update approved and going out.",
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/update/reject")
 @login_required
 def reject_update(alert_id: int) -> ResponseReturnValue:
-    return _act(alert_id, "reject_update",
-                lambda: services.reject_update(ctx(), alert_id, _reason(), by=_actor()),
-                "Update rejected.")
+    return _act(
+        alert_id,
+        "reject_update",
+        lambda: services.reject_update(ctx(), alert_id, _reason(), by=_actor()),
+        "Update rejected.",
+    )

@@ -148,8 +148,12 @@ def verify_chain(session: Session) -> VerifyResult:
         where = f"audit entry seq={entry.seq} (id={entry.id}, action={entry.action})"
         if entry.seq != expected_seq:
             return VerifyResult(
-                False, count, f"{where}: expected seq={expected_seq}; an entry was deleted, "
-                "inserted or moved before it", entry.seq, entry.id
+                False,
+                count,
+                f"{where}: expected seq={expected_seq}; an entry was deleted, "
+                "inserted or moved before it",
+                entry.seq,
+                entry.id,
             )
         if entry.prev_hash != expected_prev:
             return VerifyResult(
@@ -157,17 +161,23 @@ def verify_chain(session: Session) -> VerifyResult:
             )
         if compute_hash(entry.prev_hash, entry_payload(entry)) != entry.hash:
             return VerifyResult(
-                False, count, f"{where}: content does not match its hash; it was altered",
-                entry.seq, entry.id,
+                False,
+                count,
+                f"{where}: content does not match its hash; it was altered",
+                entry.seq,
+                entry.id,
             )
         expected_seq, expected_prev = entry.seq + 1, entry.hash
     head = session.get(AuditHead, 1)
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if (head_seq, head_hash) != (expected_seq - 1, expected_prev):
         return VerifyResult(
-            False, count, f"the trail ends at seq={expected_seq - 1} but its head records "
+            False,
+            count,
+            f"the trail ends at seq={expected_seq - 1} but its head records "
             f"seq={head_seq}; entries after seq={expected_seq - 1} were deleted",
-            expected_seq, None,
+            expected_seq,
+            None,
         )
     return VerifyResult(True, count)
 
@@ -175,8 +185,11 @@ def verify_chain(session: Session) -> VerifyResult:
 def export_jsonl(session: Session, out: IO[str]) -> int:
     count = 0
     for entry in _iter_entries(session):
-        row = entry_payload(entry) | {"id": entry.id, "prev_hash": entry.prev_hash,
-                                      "hash": entry.hash}
+        row = entry_payload(entry) | {
+            "id": entry.id,
+            "prev_hash": entry.prev_hash,
+            "hash": entry.hash,
+        }
         out.write(canonical_json(row) + "\n")
         count += 1
     return count

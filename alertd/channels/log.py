@@ -31,6 +31,7 @@ class LogChannel:
     ) -> list[Outcome]:
         text = self.render(ctx, version)
         for _ in deliveries:
-            log.warning("ALERT %s [%s %s] %s", version.identifier, version.status,
-                        version.msg_type, text)
+            log.warning(
+                "ALERT %s [%s %s] %s", version.identifier, version.status, version.msg_type, text
+            )
         return [Outcome(d.id, OUT_SENT) for d in deliveries]

@@ -22,8 +22,10 @@ class Dispatch(Base):
     """One version on one channel."""
 
     __tablename__ = "dispatches"
-    __table_args__ = (UniqueConstraint("version_id", "channel"),
-                      Index("ix_dispatch_state", "state"))
+    __table_args__ = (
+        UniqueConstraint("version_id", "channel"),
+        Index("ix_dispatch_state", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))

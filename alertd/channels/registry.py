@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 # Outcome states a channel may report for one delivery.
 OUT_SENT, OUT_RETRY, OUT_FAILED, OUT_UNKNOWN, OUT_SKIPPED = (
-    "sent", "retry", "failed", "unknown", "skipped")
+    "sent",
+    "retry",
+    "failed",
+    "unknown",
+    "skipped",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class Channel(Protocol):
 
 
 BUILTIN = {
+    "cap": "alertd.channels.cap.channel:CapFeedChannel",
     "log": "alertd.channels.log:LogChannel",
 }
 
@@ -68,7 +74,7 @@ def load_channel(spec: str) -> Channel:
     channel = getattr(importlib.import_module(module_name), attr)()
     if not isinstance(channel, Channel):
         raise TypeError(f"{target} does not implement the Channel interface")
-    return channel  # type: ignore[no-any-return]
+    return channel
 
 
 class Registry:
@@ -81,6 +87,9 @@ class Registry:
 
     def names(self) -> list[str]:
         return list(self._channels)
+
+    def channels(self) -> list[Channel]:
+        return list(self._channels.values())
 
     def get(self, name: str) -> Channel | None:
         return self._channels.get(name)

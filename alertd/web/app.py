@@ -55,24 +55,27 @@ def create_app(
     csrf.init_app(app)
     register_filters(app)
 
-    from alertd.accounts.views import bp as accounts_bp  # noqa: PLC0415
-    from alertd.alerts.api import bp as api_bp  # noqa: PLC0415
-    from alertd.alerts.views import bp as alerts_bp  # noqa: PLC0415
-    from alertd.web.public import bp as public_bp  # noqa: PLC0415
+    from alertd.accounts.views import bp as accounts_bp
+    from alertd.alerts.api import bp as api_bp
+    from alertd.alerts.views import bp as alerts_bp
+    from alertd.channels.cap.views import bp as cap_bp
+    from alertd.web.public import bp as public_bp
 
     csrf.exempt(api_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)
+    app.register_blueprint(cap_bp)
 
     @app.errorhandler(HTTPException)
     def api_errors_as_json(error: HTTPException) -> Response | HTTPException:
         # API clients always get JSON, even for errors raised before a blueprint view runs.
         if not request.path.startswith("/api/"):
             return error
-        response = jsonify(error=(error.name or "error").lower().replace(" ", "_"),
-                           message=error.description)
+        response = jsonify(
+            error=(error.name or "error").lower().replace(" ", "_"), message=error.description
+        )
         response.status_code = error.code or 500
         return response
 

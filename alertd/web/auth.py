@@ -75,8 +75,10 @@ def token_required(view: F) -> F:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if g.get("actor") is None:
-            response = jsonify(error="unauthenticated",
-                               message="Send an API token as 'Authorization: Bearer <token>'.")
+            response = jsonify(
+                error="unauthenticated",
+                message="Send an API token as 'Authorization: Bearer <token>'.",
+            )
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Bearer realm="alertd"'
             return response

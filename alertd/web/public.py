@@ -21,8 +21,11 @@ def photo(name: str) -> Response:
         if etag in request.headers.get("If-None-Match", ""):
             return Response(status=304, headers={"ETag": etag})
         # The name is the content's hash, so the bytes at this URL never change.
-        return Response(found.data, mimetype=found.mime_type, headers={
-            "ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"})
+        return Response(
+            found.data,
+            mimetype=found.mime_type,
+            headers={"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"},
+        )
 
 
 @bp.get("/healthz")

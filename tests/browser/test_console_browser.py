@@ -47,10 +47,18 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         pytest.skip("Chromium is not installed: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1200,900"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1200,900",
+    ):
         options.add_argument(flag)
     # Naming the driver keeps Selenium Manager from looking for (or downloading) one.
     driver_path = CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")
@@ -110,8 +118,9 @@ def _fill(driver: Any, values: dict[str, str]) -> None:
 
 
 def _no_horizontal_scroll(driver: Any) -> tuple[int, int]:
-    widths: tuple[int, int] = tuple(driver.execute_script(
-        "return [document.documentElement.scrollWidth, window.innerWidth];"))
+    widths: tuple[int, int] = tuple(
+        driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth];")
+    )
     return widths
 
 
@@ -123,23 +132,26 @@ def test_officer_raises_supervisor_approves_and_the_page_fits_a_phone(
 
     _login(browser, server, "officer1")
     browser.get(f"{server}/alerts/new")
-    _fill(browser, {
-        "case_reference": "NCIC-2026-000123",
-        "children-0-name": "Jane Doe",
-        "children-0-age": "7",
-        "children-0-clothing": "red raincoat",
-        "vehicles-0-make": "Nissan",
-        "vehicles-0-model": "Versa",
-        "vehicles-0-colour": "blue",
-        "vehicles-0-plate": "6WCU986",
-        "last_seen_place": "Main St & 3rd Ave, Springfield",
-        "tip_line": "+1 800 555 0199",
-        "description": "Jane was taken from a playground.",
-        "instruction": "Call the tip line. Do not approach.",
-        "areas-0-description": "Springfield County",
-        "areas-0-geocodes": "SAME=006037",
-        "areas-0-polygon": "34.0,-118.5 34.2,-118.5 34.2,-118.2",
-    })
+    _fill(
+        browser,
+        {
+            "case_reference": "NCIC-2026-000123",
+            "children-0-name": "Jane Doe",
+            "children-0-age": "7",
+            "children-0-clothing": "red raincoat",
+            "vehicles-0-make": "Nissan",
+            "vehicles-0-model": "Versa",
+            "vehicles-0-colour": "blue",
+            "vehicles-0-plate": "6WCU986",
+            "last_seen_place": "Main St & 3rd Ave, Springfield",
+            "tip_line": "+1 800 555 0199",
+            "description": "Jane was taken from a playground.",
+            "instruction": "Call the tip line. Do not approach.",
+            "areas-0-description": "Springfield County",
+            "areas-0-geocodes": "SAME=006037",
+            "areas-0-polygon": "34.0,-118.5 34.2,-118.5 34.2,-118.2",
+        },
+    )
     for key in ("minor", "abduction_confirmed", "imminent_danger", "sufficient_description"):
         _by_id(browser, f"criteria-{key}").click()
     _by_id(browser, "photo").send_keys(str(photo))
@@ -157,16 +169,22 @@ def test_officer_raises_supervisor_approves_and_the_page_fits_a_phone(
     assert "CHILD ABDUCTION ALERT. Jane Doe, 7" in browser.page_source
     _submit_and_wait(browser, _button(browser, "Approve and publish"))
     assert _by_id(browser, "alert-state").text.lower() == "active"
-    first_row = [cell.text for cell in _by_id(browser, "versions")
-                 .find_elements("css selector", "tbody tr:first-child td")]
+    first_row = [
+        cell.text
+        for cell in _by_id(browser, "versions").find_elements(
+            "css selector", "tbody tr:first-child td"
+        )
+    ]
     assert first_row[0] == "1" and first_row[2] == "Alert", first_row
     with ctx.db.session() as session:
         alert = session.execute(select(Alert)).scalar_one()
         assert (alert.state, alert.photo_id is not None) == ("active", True)
 
     # A phone: 375 CSS pixels wide, as the page's viewport meta tag asks to be laid out.
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-        "width": PHONE_WIDTH, "height": 812, "deviceScaleFactor": 2, "mobile": True})
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PHONE_WIDTH, "height": 812, "deviceScaleFactor": 2, "mobile": True},
+    )
     for path in (alert_url, f"{server}/", f"{server}/users"):
         browser.get(path)
         scroll_width, inner_width = _no_horizontal_scroll(browser)
@@ -180,8 +198,10 @@ def test_officer_raises_supervisor_approves_and_the_page_fits_a_phone(
     _login(browser, server, "officer1")
     # The narrowest phones in use are 360 CSS pixels wide; the longest page must fit them too.
     for width in (PHONE_WIDTH, 360):
-        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": 800, "deviceScaleFactor": 2, "mobile": True})
+        browser.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": 800, "deviceScaleFactor": 2, "mobile": True},
+        )
         for path in (f"{server}/alerts/new", alert_url):
             browser.get(path)
             scroll_width, inner_width = _no_horizontal_scroll(browser)

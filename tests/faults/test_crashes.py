@@ -34,14 +34,19 @@ SEND_SECONDS = 0.1
 @pytest.fixture
 def slow_env(worker_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     (tmp_path / "flaky-ok").touch()
-    return worker_env | {"ALERTD_TEST_RECIPIENTS": str(PHONES),
-                         "ALERTD_TEST_SEND_SECONDS": str(SEND_SECONDS)}
+    return worker_env | {
+        "ALERTD_TEST_RECIPIENTS": str(PHONES),
+        "ALERTD_TEST_SEND_SECONDS": str(SEND_SECONDS),
+    }
 
 
 @pytest.fixture
 def people(live_ctx: Context) -> tuple[Actor, Actor, Actor]:
-    return (make_actor(live_ctx, "off", "officer"), make_actor(live_ctx, "sup", "supervisor"),
-            make_actor(live_ctx, "ops", "operator"))
+    return (
+        make_actor(live_ctx, "off", "officer"),
+        make_actor(live_ctx, "sup", "supervisor"),
+        make_actor(live_ctx, "ops", "operator"),
+    )
 
 
 def _approve(ctx: Context, people: tuple[Actor, Actor, Actor]) -> Alert:
@@ -53,8 +58,13 @@ def _approve(ctx: Context, people: tuple[Actor, Actor, Actor]) -> Alert:
 
 def _phone_deliveries(ctx: Context, alert_id: int) -> list[Delivery]:
     with ctx.db.session() as session:
-        return list(session.execute(select(Delivery).where(
-            Delivery.alert_id == alert_id, Delivery.channel == "recording")).scalars())
+        return list(
+            session.execute(
+                select(Delivery).where(
+                    Delivery.alert_id == alert_id, Delivery.channel == "recording"
+                )
+            ).scalars()
+        )
 
 
 def _sink_lines(sink: Path) -> list[list[str]]:
@@ -83,8 +93,12 @@ def _check_invariants(ctx: Context, alert_id: int, sink: Path) -> Counter[str]:
 
 
 def test_killing_worker_children_mid_fan_out_loses_and_doubles_nothing(
-    live_ctx: Context, people: tuple[Actor, Actor, Actor], sink: Path, tmp_path: Path,
-    slow_env: dict[str, str], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor, Actor],
+    sink: Path,
+    tmp_path: Path,
+    slow_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],
 ) -> None:
     worker = start_celery("worker", "--concurrency=2", env=slow_env)
     start_celery("beat", "--schedule", str(tmp_path / "beat"), env=slow_env)
@@ -94,16 +108,24 @@ def test_killing_worker_children_mid_fan_out_loses_and_doubles_nothing(
     for pid in worker.child_pids():
         os.kill(pid, signal.SIGKILL)
 
-    wait_for(lambda: _all_terminal(live_ctx, alert.id), 60, interval=0.3,
-             message="every delivery to reach a terminal state")
+    wait_for(
+        lambda: _all_terminal(live_ctx, alert.id),
+        60,
+        interval=0.3,
+        message="every delivery to reach a terminal state",
+    )
     states = _check_invariants(live_ctx, alert.id, sink)
     # At most the one send in flight in each killed child is unknown.
     assert states["sent"] >= PHONES - 2, states
 
 
 def test_killing_the_whole_worker_then_starting_another_finishes_the_fan_out(
-    live_ctx: Context, people: tuple[Actor, Actor, Actor], sink: Path, tmp_path: Path,
-    slow_env: dict[str, str], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor, Actor],
+    sink: Path,
+    tmp_path: Path,
+    slow_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],
 ) -> None:
     worker = start_celery("worker", "--concurrency=2", env=slow_env)
     start_celery("beat", "--schedule", str(tmp_path / "beat"), env=slow_env)
@@ -115,14 +137,23 @@ def test_killing_the_whole_worker_then_starting_another_finishes_the_fan_out(
 
     # Unacknowledged tasks would come back only after the visibility timeout; the sweeper
     # re-sends what is due from the database well before that.
-    wait_for(lambda: _all_terminal(live_ctx, alert.id), 90, interval=0.5,
-             message="every delivery to reach a terminal state")
+    wait_for(
+        lambda: _all_terminal(live_ctx, alert.id),
+        90,
+        interval=0.5,
+        message="every delivery to reach a terminal state",
+    )
     _check_invariants(live_ctx, alert.id, sink)
 
 
 def test_redis_restarted_without_persistence_mid_fan_out_loses_nothing(
-    live_ctx: Context, people: tuple[Actor, Actor, Actor], sink: Path, tmp_path: Path,
-    slow_env: dict[str, str], start_celery: Callable[..., CeleryProcess], redis: RedisServer,
+    live_ctx: Context,
+    people: tuple[Actor, Actor, Actor],
+    sink: Path,
+    tmp_path: Path,
+    slow_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],
+    redis: RedisServer,
 ) -> None:
     start_celery("worker", "--concurrency=1", env=slow_env)
     start_celery("beat", "--schedule", str(tmp_path / "beat"), env=slow_env)
@@ -133,14 +164,22 @@ def test_redis_restarted_without_persistence_mid_fan_out_loses_nothing(
     time.sleep(1)
     redis.start()
 
-    wait_for(lambda: _all_terminal(live_ctx, alert.id), 120, interval=0.5,
-             message="every delivery to reach a terminal state")
+    wait_for(
+        lambda: _all_terminal(live_ctx, alert.id),
+        120,
+        interval=0.5,
+        message="every delivery to reach a terminal state",
+    )
     _check_invariants(live_ctx, alert.id, sink)
 
 
 def test_no_phone_is_sent_the_alert_after_its_cancel_committed(
-    live_ctx: Context, people: tuple[Actor, Actor, Actor], sink: Path, tmp_path: Path,
-    slow_env: dict[str, str], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor, Actor],
+    sink: Path,
+    tmp_path: Path,
+    slow_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],
 ) -> None:
     start_celery("worker", "--concurrency=2", env=slow_env)
     alert = _approve(live_ctx, people)
@@ -150,11 +189,16 @@ def test_no_phone_is_sent_the_alert_after_its_cancel_committed(
     cancelled_at = time.time()
 
     # The alert's 30 deliveries, then the cancel's 30.
-    wait_for(lambda: _all_terminal(live_ctx, alert.id, 2 * PHONES), 60, interval=0.3,
-             message="every delivery to reach a terminal state")
+    wait_for(
+        lambda: _all_terminal(live_ctx, alert.id, 2 * PHONES),
+        60,
+        interval=0.3,
+        message="every delivery to reach a terminal state",
+    )
     first = f"{live_ctx.settings.CAP_IDENTIFIER_PREFIX}.{alert.public_id}.1"
-    late = [line for line in _sink_lines(sink)
-            if line[1] == first and float(line[3]) > cancelled_at]
+    late = [
+        line for line in _sink_lines(sink) if line[1] == first and float(line[3]) > cancelled_at
+    ]
     # A batch that already passed its re-check finishes; nothing starts after the cancel.
     # Each send re-checks the alert just before it leaves: at most the one request already
     # past its check in each worker child can land after the cancel.

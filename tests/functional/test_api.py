@@ -56,27 +56,34 @@ def test_the_issue_scenario_alert_update_cancel_through_the_api(
     assert approved["state"] == "active"
     assert [(v["seq"], v["msg_type"]) for v in approved["versions"]] == [(1, "Alert")]
 
-    proposed = client.post(f"{url}/update", json=alert_body(direction_of_travel="south"),
-                           headers=officer_h)
+    proposed = client.post(
+        f"{url}/update", json=alert_body(direction_of_travel="south"), headers=officer_h
+    )
     assert proposed.status_code == 202
     updated = client.post(f"{url}/update/approve", headers=supervisor_h).get_json()
     first, update = updated["versions"]
     assert update["msg_type"] == "Update"
     assert [r["identifier"] for r in update["references"]] == [first["identifier"]]
 
-    cancelled = client.post(f"{url}/cancel", json={"reason": "issued in error"},
-                            headers=supervisor_h).get_json()
+    cancelled = client.post(
+        f"{url}/cancel", json={"reason": "issued in error"}, headers=supervisor_h
+    ).get_json()
     assert cancelled["state"] == "cancelled"
     cancel = cancelled["versions"][-1]
     assert cancel["msg_type"] == "Cancel"
-    assert [r["identifier"] for r in cancel["references"]] == [first["identifier"],
-                                                               update["identifier"]]
+    assert [r["identifier"] for r in cancel["references"]] == [
+        first["identifier"],
+        update["identifier"],
+    ]
     with ctx.db.session() as session:
         assert verify_chain(session).ok
 
 
 def test_the_same_officer_cannot_approve_their_own_update(
-    client: FlaskClient, ctx: Context, officer_h: dict[str, str], supervisor_h: dict[str, str],
+    client: FlaskClient,
+    ctx: Context,
+    officer_h: dict[str, str],
+    supervisor_h: dict[str, str],
     supervisor: Actor,
 ) -> None:
     alert = _create(client, officer_h)
@@ -118,16 +125,17 @@ def test_requests_without_a_token_get_401_json(client: FlaskClient) -> None:
     response = client.get("/api/v1/alerts")
     assert response.status_code == 401
     assert response.get_json()["error"] == "unauthenticated"
-    assert client.get("/api/v1/alerts", headers={"Authorization": "Bearer nope"}
-                      ).status_code == 401
+    assert client.get("/api/v1/alerts", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_unknown_ids_and_endpoints_are_404_json(
     client: FlaskClient, officer_h: dict[str, str]
 ) -> None:
     assert client.get("/api/v1/alerts/999", headers=officer_h).status_code == 404
-    assert client.post("/api/v1/alerts/999/submit", headers=officer_h).get_json()["error"] \
+    assert (
+        client.post("/api/v1/alerts/999/submit", headers=officer_h).get_json()["error"]
         == "not_found"
+    )
     assert client.get("/api/v1/nothing", headers=officer_h).status_code == 404
 
 
@@ -140,8 +148,9 @@ def test_an_officer_may_not_cancel_and_the_refusal_is_audited(
 
     assert response.status_code == 403
     with ctx.db.session() as session:
-        refused = session.execute(select(AuditEntry).where(
-            AuditEntry.action == "alert.cancel")).scalar_one()
+        refused = session.execute(
+            select(AuditEntry).where(AuditEntry.action == "alert.cancel")
+        ).scalar_one()
         assert refused.outcome == "refused" and refused.target_id == str(alert["id"])
 
 
@@ -155,17 +164,36 @@ def test_the_openapi_document_lists_every_endpoint(client: FlaskClient) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
-field_names = st.sampled_from(["status", "jurisdiction", "criteria", "children", "suspects",
-                               "vehicles", "areas", "languages", "translations", "expires_at",
-                               "last_seen_at", "tip_line", "description", "photo"])
+field_names = st.sampled_from(
+    [
+        "status",
+        "jurisdiction",
+        "criteria",
+        "children",
+        "suspects",
+        "vehicles",
+        "areas",
+        "languages",
+        "translations",
+        "expires_at",
+        "last_seen_at",
+        "tip_line",
+        "description",
+        "photo",
+    ]
+)
 
 
-@settings(max_examples=int(os.environ.get("ALERTD_FUZZ_EXAMPLES", "60")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("ALERTD_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.dictionaries(field_names, json_values, max_size=6))
 def test_any_malformed_body_gets_a_json_4xx_never_a_500(
     client: FlaskClient, officer_h: dict[str, str], body: dict[str, Any]
@@ -176,8 +204,8 @@ def test_any_malformed_body_gets_a_json_4xx_never_a_500(
     assert response.is_json
 
 
-def test_a_body_that_is_not_json_is_a_400(client: FlaskClient, officer_h: dict[str, str]
-                                          ) -> None:
-    response = client.post("/api/v1/alerts", data="{not json", headers=officer_h,
-                           content_type="application/json")
+def test_a_body_that_is_not_json_is_a_400(client: FlaskClient, officer_h: dict[str, str]) -> None:
+    response = client.post(
+        "/api/v1/alerts", data="{not json", headers=officer_h, content_type="application/json"
+    )
     assert response.status_code == 400 and response.get_json()["error"] == "invalid"

@@ -158,17 +158,17 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
-def test_sign_in_never_redirects_off_site(
-    client: FlaskClient, officer: Actor, target: str
-) -> None:
-    response = client.post("/login", data={"username": "officer1", "password": PASSWORD,
-                                           "next": target})
+def test_sign_in_never_redirects_off_site(client: FlaskClient, officer: Actor, target: str) -> None:
+    response = client.post(
+        "/login", data={"username": "officer1", "password": PASSWORD, "next": target}
+    )
     assert response.headers["Location"] == "/"
 
 
 def test_sign_in_returns_to_the_page_asked_for(client: FlaskClient, officer: Actor) -> None:
-    response = client.post("/login", data={"username": "officer1", "password": PASSWORD,
-                                           "next": "/alerts/new"})
+    response = client.post(
+        "/login", data={"username": "officer1", "password": PASSWORD, "next": "/alerts/new"}
+    )
     assert response.headers["Location"] == "/alerts/new"
 
 
@@ -221,10 +221,16 @@ def test_a_malformed_form_gets_field_errors_not_a_crash(
     client: FlaskClient, ctx: Context, officer: Actor
 ) -> None:
     login(client, "officer1")
-    response = raise_through_form(client, **{
-        "children-0-age": "seven", "areas-0-polygon": "34.0,-118.5 north,-118.5 34.2",
-        "areas-0-geocodes": "006037", "vehicles-0-year": "20x4", "expires_at": "tomorrow",
-    })
+    response = raise_through_form(
+        client,
+        **{
+            "children-0-age": "seven",
+            "areas-0-polygon": "34.0,-118.5 north,-118.5 34.2",
+            "areas-0-geocodes": "006037",
+            "vehicles-0-year": "20x4",
+            "expires_at": "tomorrow",
+        },
+    )
 
     assert response.status_code == 400
     for name in ("children-0-age", "areas-0-geocodes"):
@@ -238,14 +244,24 @@ def test_content_errors_appear_next_to_the_slot_the_officer_filled(
 ) -> None:
     login(client, "officer1")
     # The first child slot is blank, so the body's children[0] is the form's slot 1.
-    response = raise_through_form(client, **{
-        "children-0-name": "", "children-0-age": "", "children-0-sex": "",
-        "children-0-height_cm": "", "children-0-weight_kg": "", "children-0-hair": "",
-        "children-0-eyes": "", "children-0-clothing": "",
-        "children-1-name": "Sam", "children-1-age": "seven",
-        "areas-0-polygon": "34.0,-118.5 north,-118.5 34.2,-118.2",
-        "vehicles-0-year": "20x4", "expires_at": "tomorrow",
-    })
+    response = raise_through_form(
+        client,
+        **{
+            "children-0-name": "",
+            "children-0-age": "",
+            "children-0-sex": "",
+            "children-0-height_cm": "",
+            "children-0-weight_kg": "",
+            "children-0-hair": "",
+            "children-0-eyes": "",
+            "children-0-clothing": "",
+            "children-1-name": "Sam",
+            "children-1-age": "seven",
+            "areas-0-polygon": "34.0,-118.5 north,-118.5 34.2,-118.2",
+            "vehicles-0-year": "20x4",
+            "expires_at": "tomorrow",
+        },
+    )
 
     assert response.status_code == 400
     for name in ("children-1-age", "areas-0-polygon", "vehicles-0-year", "expires_at"):
@@ -278,8 +294,9 @@ def test_the_approval_section_says_when_the_viewer_submitted_the_alert(
     alert = pending_alert(ctx, officer)
     # As if the supervisor had submitted it (say, after a role change): the page must say so.
     with ctx.db.transaction() as session:
-        session.execute(update(Alert).where(Alert.id == alert.id)
-                        .values(submitted_by_id=supervisor.user_id))
+        session.execute(
+            update(Alert).where(Alert.id == alert.id).values(submitted_by_id=supervisor.user_id)
+        )
     login(client, "supervisor1")
 
     page = client.get(f"/alerts/{alert.id}")
@@ -306,8 +323,7 @@ def test_a_supervisor_approves_and_sees_version_1_of_type_alert(
     assert only_alert(ctx).state == "active"
     versions = re.search(r'<table id="versions">(.*?)</table>', response.text, re.S)
     assert versions is not None
-    assert re.search(r"<td>1</td><td>[^<]*\.1</td><td>Alert</td><td>alert</td>",
-                     versions.group(1))
+    assert re.search(r"<td>1</td><td>[^<]*\.1</td><td>Alert</td><td>alert</td>", versions.group(1))
 
 
 def test_rejecting_needs_a_reason_and_keeps_what_was_typed(
@@ -320,8 +336,9 @@ def test_rejecting_needs_a_reason_and_keeps_what_was_typed(
     assert response.status_code == 400
     assert 'id="reject-reason-error"' in response.text
 
-    response = client.post(f"/alerts/{alert.id}/reject", data={"reason": "No plate yet"},
-                           follow_redirects=True)
+    response = client.post(
+        f"/alerts/{alert.id}/reject", data={"reason": "No plate yet"}, follow_redirects=True
+    )
     assert response.status_code == 200
     assert only_alert(ctx).state == "draft"
     assert "No plate yet" in response.text
@@ -384,8 +401,9 @@ def test_a_supervisor_cancels_with_a_reason(
     assert client.post(f"/alerts/{alert.id}/cancel", data={"reason": ""}).status_code == 400
     assert only_alert(ctx).state == "active"
 
-    response = client.post(f"/alerts/{alert.id}/cancel", data={"reason": "Issued in error"},
-                           follow_redirects=True)
+    response = client.post(
+        f"/alerts/{alert.id}/cancel", data={"reason": "Issued in error"}, follow_redirects=True
+    )
     assert response.status_code == 200
     assert only_alert(ctx).state == "cancelled"
     assert "<td>Cancel</td><td>cancel</td>" in response.text
@@ -433,16 +451,17 @@ def test_an_update_is_proposed_through_the_form_and_approved(
     assert "Proposed update" in page.text and "7XYZ123" in page.text
     assert client.post(f"/alerts/{alert.id}/update/approve").status_code == 302
     with ctx.db.session() as session:
-        kinds = [v.kind for v in session.execute(
-            select(Version).where(Version.alert_id == alert.id).order_by(Version.seq)).scalars()]
+        kinds = [
+            v.kind
+            for v in session.execute(
+                select(Version).where(Version.alert_id == alert.id).order_by(Version.seq)
+            ).scalars()
+        ]
     assert kinds == ["alert", "update"]
 
 
-def test_the_alert_list_filters_by_state(
-    client: FlaskClient, ctx: Context, officer: Actor
-) -> None:
-    services.create_alert(ctx, alert_body(children=[{"name": "Draft Kid", "age": 5}]),
-                          by=officer)
+def test_the_alert_list_filters_by_state(client: FlaskClient, ctx: Context, officer: Actor) -> None:
+    services.create_alert(ctx, alert_body(children=[{"name": "Draft Kid", "age": 5}]), by=officer)
     pending_alert(ctx, officer, children=[{"name": "Pending Kid", "age": 6}])
     login(client, "officer1")
 
@@ -458,9 +477,15 @@ def test_the_admin_creates_a_user_and_a_token(
     client: FlaskClient, ctx: Context, admin: Actor
 ) -> None:
     login(client, "admin1")
-    response = client.post("/users", data={"username": "officer9", "role": "officer",
-                                           "password": "a long enough password",
-                                           "display_name": "Officer Nine"})
+    response = client.post(
+        "/users",
+        data={
+            "username": "officer9",
+            "role": "officer",
+            "password": "a long enough password",
+            "display_name": "Officer Nine",
+        },
+    )
     assert response.status_code == 302
     assert "officer9" in client.get("/users").text
 
@@ -475,12 +500,11 @@ def test_the_admin_creates_a_user_and_a_token(
     assert login(client, "officer9", "a long enough password").status_code == 302
 
 
-def test_a_bad_new_user_is_refused_with_field_messages(
-    client: FlaskClient, admin: Actor
-) -> None:
+def test_a_bad_new_user_is_refused_with_field_messages(client: FlaskClient, admin: Actor) -> None:
     login(client, "admin1")
-    response = client.post("/users", data={"username": "x y", "role": "officer",
-                                           "password": "short"})
+    response = client.post(
+        "/users", data={"username": "x y", "role": "officer", "password": "short"}
+    )
     assert response.status_code == 400
     assert 'id="password-error"' in response.text and 'id="username-error"' in response.text
 
@@ -488,8 +512,13 @@ def test_a_bad_new_user_is_refused_with_field_messages(
 def test_only_an_admin_manages_users(client: FlaskClient, officer: Actor) -> None:
     login(client, "officer1")
     assert client.get("/users").status_code == 403
-    assert client.post("/users", data={"username": "mallory", "role": "admin",
-                                       "password": "a long enough password"}).status_code == 403
+    assert (
+        client.post(
+            "/users",
+            data={"username": "mallory", "role": "admin", "password": "a long enough password"},
+        ).status_code
+        == 403
+    )
     assert client.post("/users/officer1/tokens", data={"name": "x"}).status_code == 403
 
 
@@ -501,10 +530,13 @@ def test_the_form_round_trips_a_complete_body(ctx: Context) -> None:
     settings = ctx.settings
 
     def normalise(raw: dict[str, Any]) -> dict[str, Any]:
-        return parse_content(raw, rule_sets=ctx.rule_sets,
-                             default_jurisdiction=settings.DEFAULT_JURISDICTION,
-                             default_expires=datetime.now(UTC) + timedelta(hours=1),
-                             max_hours=settings.MAX_ALERT_HOURS)
+        return parse_content(
+            raw,
+            rule_sets=ctx.rule_sets,
+            default_jurisdiction=settings.DEFAULT_JURISDICTION,
+            default_expires=datetime.now(UTC) + timedelta(hours=1),
+            max_hours=settings.MAX_ALERT_HOURS,
+        )
 
     parsed = parse_form(MultiDict(form_values(normalise(body))), ctx.rule_sets)
 
@@ -523,6 +555,7 @@ def test_a_post_without_the_csrf_token_is_refused(ctx: Context, officer: Actor) 
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert token is not None
-    response = client.post("/login", data={"username": "officer1", "password": PASSWORD,
-                                           "csrf_token": token.group(1)})
+    response = client.post(
+        "/login", data={"username": "officer1", "password": PASSWORD, "csrf_token": token.group(1)}
+    )
     assert response.status_code == 302

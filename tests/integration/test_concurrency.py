@@ -24,13 +24,13 @@ def test_two_supervisors_approving_at_once_publish_one_version(
     services.submit_alert(ctx, alert.id, by=officer)
 
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda s: services.approve_alert(ctx, alert.id, by=s),
-                                supervisors))
+        results = list(pool.map(lambda s: services.approve_alert(ctx, alert.id, by=s), supervisors))
 
     assert all(r.state == "active" for r in results)
     with ctx.db.session() as session:
-        count = session.execute(select(func.count()).select_from(Version)
-                                .where(Version.alert_id == alert.id)).scalar_one()
+        count = session.execute(
+            select(func.count()).select_from(Version).where(Version.alert_id == alert.id)
+        ).scalar_one()
         assert count == 1
         assert verify_chain(session).ok
 

@@ -50,8 +50,11 @@ def _all_terminal(ctx: Context, alert_id: int, expected: int) -> bool:
 
 
 def test_an_approved_alert_reaches_every_channel_through_a_real_worker(
-    live_ctx: Context, people: tuple[Actor, Actor], start_celery: Callable[..., CeleryProcess],
-    sink: Path, tmp_path: Path,
+    live_ctx: Context,
+    people: tuple[Actor, Actor],
+    start_celery: Callable[..., CeleryProcess],
+    sink: Path,
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "flaky-ok").touch()
     start_celery("worker", "--concurrency=2")
@@ -69,7 +72,9 @@ def test_an_approved_alert_reaches_every_channel_through_a_real_worker(
 
 
 def test_an_approval_while_the_broker_is_down_is_relayed_by_the_sweeper(
-    live_ctx: Context, people: tuple[Actor, Actor], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor],
+    start_celery: Callable[..., CeleryProcess],
     tmp_path: Path,
 ) -> None:
     (tmp_path / "flaky-ok").touch()
@@ -83,29 +88,44 @@ def test_an_approval_while_the_broker_is_down_is_relayed_by_the_sweeper(
         assert message.published_at is None  # The approval stands; only the fast path failed.
     start_celery("worker", "--concurrency=1")
     start_celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
-    wait_for(lambda: _all_terminal(live_ctx, alert.id, 7), 40,
-             message="the relay to dispatch the stranded approval")
+    wait_for(
+        lambda: _all_terminal(live_ctx, alert.id, 7),
+        40,
+        message="the relay to dispatch the stranded approval",
+    )
 
 
 def test_a_failing_endpoint_is_retried_until_it_recovers(
-    live_ctx: Context, people: tuple[Actor, Actor], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor],
+    start_celery: Callable[..., CeleryProcess],
     tmp_path: Path,
 ) -> None:
     start_celery("worker", "--concurrency=2")
     start_celery("beat", "--schedule", str(tmp_path / "beat-schedule"))
     alert = _approve(live_ctx, people)
 
-    wait_for(lambda: any(d.attempts >= 2 and d.state in ("retry_wait", "sending")
-                         for d in _deliveries(live_ctx, alert.id, "flaky")), 30,
-             message="a second attempt at the failing endpoint")
+    wait_for(
+        lambda: any(
+            d.attempts >= 2 and d.state in ("retry_wait", "sending")
+            for d in _deliveries(live_ctx, alert.id, "flaky")
+        ),
+        30,
+        message="a second attempt at the failing endpoint",
+    )
     (tmp_path / "flaky-ok").touch()
 
-    wait_for(lambda: [d.state for d in _deliveries(live_ctx, alert.id, "flaky")] == ["sent"],
-             30, message="the endpoint's delivery to succeed")
+    wait_for(
+        lambda: [d.state for d in _deliveries(live_ctx, alert.id, "flaky")] == ["sent"],
+        30,
+        message="the endpoint's delivery to succeed",
+    )
 
 
 def test_the_sweeper_expires_an_alert_within_15_seconds(
-    live_ctx: Context, people: tuple[Actor, Actor], start_celery: Callable[..., CeleryProcess],
+    live_ctx: Context,
+    people: tuple[Actor, Actor],
+    start_celery: Callable[..., CeleryProcess],
     tmp_path: Path,
 ) -> None:
     (tmp_path / "flaky-ok").touch()
@@ -118,11 +138,19 @@ def test_the_sweeper_expires_an_alert_within_15_seconds(
         with live_ctx.db.session() as session:
             return services.get_alert(session, alert.id).state == "expired"
 
-    wait_for(expired, (expires - datetime.now(UTC)).total_seconds() + 15,
-             message="the sweeper to expire the alert")
+    wait_for(
+        expired,
+        (expires - datetime.now(UTC)).total_seconds() + 15,
+        message="the sweeper to expire the alert",
+    )
     with live_ctx.db.session() as session:
-        last = session.execute(select(Version).where(Version.alert_id == alert.id)
-                               .order_by(Version.seq.desc())).scalars().first()
+        last = (
+            session.execute(
+                select(Version).where(Version.alert_id == alert.id).order_by(Version.seq.desc())
+            )
+            .scalars()
+            .first()
+        )
         assert last is not None and (last.kind, last.msg_type) == ("expire", "Cancel")
         assert verify_chain(session).ok
 

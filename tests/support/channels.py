@@ -33,15 +33,17 @@ class RecordingChannel:
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return [f"phone-{i}" for i in range(RECIPIENTS)]
 
-    def deliver(self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
-                ) -> list[Outcome]:
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
         delay = float(os.environ.get("ALERTD_TEST_SEND_SECONDS", "0"))
         outcomes = []
         for delivery in deliveries:
             time.sleep(delay)
             with _sink().open("a") as sink:
-                sink.write(f"{delivery.id} {version.identifier} {delivery.recipient} "
-                           f"{time.time():.3f}\n")
+                sink.write(
+                    f"{delivery.id} {version.identifier} {delivery.recipient} {time.time():.3f}\n"
+                )
             outcomes.append(Outcome(delivery.id, OUT_SENT))
         return outcomes
 
@@ -59,8 +61,9 @@ class FlakyChannel:
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return ["endpoint-1"]
 
-    def deliver(self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
-                ) -> list[Outcome]:
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
         if Path(os.environ["ALERTD_TEST_FLAKY"]).exists():
             return [Outcome(d.id, OUT_SENT) for d in deliveries]
         return [Outcome(d.id, OUT_RETRY, "endpoint down", retry_after=1) for d in deliveries]

@@ -46,8 +46,9 @@ def empty_tables(db: Database) -> None:
                 conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names
             if _has_sequence(conn):
                 conn.execute(text("DELETE FROM sqlite_sequence"))
-        conn.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"),
-                     {"h": GENESIS_HASH})
+        conn.execute(
+            text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS_HASH}
+        )
 
 
 def _has_sequence(conn: Connection) -> bool:

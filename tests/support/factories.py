@@ -26,29 +26,59 @@ def alert_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": "Actual",
         "jurisdiction": "us-doj",
-        "criteria": {"minor": True, "abduction_confirmed": True, "imminent_danger": True,
-                     "sufficient_description": True, "ncic_entered": True},
+        "criteria": {
+            "minor": True,
+            "abduction_confirmed": True,
+            "imminent_danger": True,
+            "sufficient_description": True,
+            "ncic_entered": True,
+        },
         "case_reference": "NCIC-2026-000123",
-        "children": [{"name": "Jane Doe", "age": 7, "sex": "female", "height_cm": 120,
-                      "weight_kg": 23, "hair": "brown", "eyes": "green",
-                      "clothing": "red raincoat, blue jeans", "marks": "scar on left cheek"}],
+        "children": [
+            {
+                "name": "Jane Doe",
+                "age": 7,
+                "sex": "female",
+                "height_cm": 120,
+                "weight_kg": 23,
+                "hair": "brown",
+                "eyes": "green",
+                "clothing": "red raincoat, blue jeans",
+                "marks": "scar on left cheek",
+            }
+        ],
         "suspects": [{"name": "John Roe", "description": "white male, 40s, grey beard"}],
-        "vehicles": [{"make": "Nissan", "model": "Versa", "colour": "blue", "year": 2014,
-                      "plate": "6WCU986", "plate_region": "CA"}],
+        "vehicles": [
+            {
+                "make": "Nissan",
+                "model": "Versa",
+                "colour": "blue",
+                "year": 2014,
+                "plate": "6WCU986",
+                "plate_region": "CA",
+            }
+        ],
         "last_seen_at": (datetime.now(UTC) - timedelta(minutes=40)).isoformat(),
         "last_seen_place": "Main St & 3rd Ave, Springfield",
         "direction_of_travel": "northbound on I-5",
         "tip_line": "+1 800 555 0199",
         "description": "Jane was taken from a playground by a man she does not know.",
         "instruction": "If you see the child or the vehicle, call the tip line. Do not approach.",
-        "areas": [{"description": "Springfield County",
-                   "geocodes": {"SAME": "006037"},
-                   "polygon": [[34.0, -118.5], [34.2, -118.5], [34.2, -118.2], [34.0, -118.5]]}],
+        "areas": [
+            {
+                "description": "Springfield County",
+                "geocodes": {"SAME": "006037"},
+                "polygon": [[34.0, -118.5], [34.2, -118.5], [34.2, -118.2], [34.0, -118.5]],
+            }
+        ],
         "languages": ["en-US", "es-US"],
-        "translations": {"es-US": {"description": "Jane fue secuestrada en un parque.",
-                                   "instruction": "Llame a la línea de información."}},
-        "expires_at": (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
-        .isoformat(),
+        "translations": {
+            "es-US": {
+                "description": "Jane fue secuestrada en un parque.",
+                "instruction": "Llame a la línea de información.",
+            }
+        },
+        "expires_at": (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0).isoformat(),
     }
     body.update(overrides)
     return body

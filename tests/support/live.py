@@ -25,18 +25,21 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def live_settings(tmp_path: Path, db_url: str, redis: RedisServer) -> Settings:
-    return load_settings({
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE_URL": db_url,
-        "BROKER_URL": redis.url,
-        "SECRET_KEY": "test",
-        "CHANNELS": CHANNELS,
-        "SWEEP_SECONDS": 1.0,
-        "OUTBOX_REPUBLISH_SECONDS": 1.0,
-        "DELIVERY_LEASE_SECONDS": 5,
-        "PUBLISH_TIMEOUT_SECONDS": 1.0,
-        "DELIVERY_BATCH_SIZE": 5,
-    }, environ={})
+    return load_settings(
+        {
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": db_url,
+            "BROKER_URL": redis.url,
+            "SECRET_KEY": "test",
+            "CHANNELS": CHANNELS,
+            "SWEEP_SECONDS": 1.0,
+            "OUTBOX_REPUBLISH_SECONDS": 1.0,
+            "DELIVERY_LEASE_SECONDS": 5,
+            "PUBLISH_TIMEOUT_SECONDS": 1.0,
+            "DELIVERY_BATCH_SIZE": 5,
+        },
+        environ={},
+    )
 
 
 @pytest.fixture
@@ -51,10 +54,16 @@ def worker_env(live_settings: Settings, sink: Path, tmp_path: Path) -> dict[str,
     """The environment of worker and beat processes: the same database and broker as
     live_ctx, short sweeps and leases, and the test channels' files."""
     env = alertd_env(
-        INSTANCE_PATH=str(live_settings.instance_path), DATABASE_URL=live_settings.database_url,
-        BROKER_URL=live_settings.broker_url, CHANNELS=CHANNELS, SWEEP_SECONDS="1",
-        OUTBOX_REPUBLISH_SECONDS="1", DELIVERY_LEASE_SECONDS="5", SECRET_KEY="test",
-        DELIVERY_BATCH_SIZE=str(live_settings.DELIVERY_BATCH_SIZE))
+        INSTANCE_PATH=str(live_settings.instance_path),
+        DATABASE_URL=live_settings.database_url,
+        BROKER_URL=live_settings.broker_url,
+        CHANNELS=CHANNELS,
+        SWEEP_SECONDS="1",
+        OUTBOX_REPUBLISH_SECONDS="1",
+        DELIVERY_LEASE_SECONDS="5",
+        SECRET_KEY="test",
+        DELIVERY_BATCH_SIZE=str(live_settings.DELIVERY_BATCH_SIZE),
+    )
     env["ALERTD_TEST_SINK"] = str(sink)
     env["ALERTD_TEST_FLAKY"] = str(tmp_path / "flaky-ok")
     return env
@@ -69,12 +78,14 @@ def live_ctx(live_settings: Settings) -> Iterator[Context]:
 
 
 @pytest.fixture
-def start_celery(tmp_path: Path, worker_env: dict[str, str]
-                 ) -> Iterator[Callable[..., CeleryProcess]]:
+def start_celery(
+    tmp_path: Path, worker_env: dict[str, str]
+) -> Iterator[Callable[..., CeleryProcess]]:
     started: list[CeleryProcess] = []
 
-    def start(kind: str = "worker", *extra: str, env: dict[str, str] | None = None,
-              ready: bool = True) -> CeleryProcess:
+    def start(
+        kind: str = "worker", *extra: str, env: dict[str, str] | None = None, ready: bool = True
+    ) -> CeleryProcess:
         log = tmp_path / f"celery-{kind}-{len(started)}.log"
         process = CeleryProcess(kind, env or worker_env, log, *extra)
         started.append(process)

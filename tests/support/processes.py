@@ -26,8 +26,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], T], timeout: float, interval: float = 0.1,
-             message: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float, interval: float = 0.1, message: str = "condition"
+) -> T:
     """Poll until ``check`` returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -52,10 +53,21 @@ class RedisServer:
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--dir", str(self.directory), "--save", "",
-                "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "everysec"]
+        args = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+        ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         wait_for(self.ping, 10, message="redis-server to accept connections")
 
@@ -101,17 +113,32 @@ class CeleryProcess:
     def __init__(self, kind: str, env: dict[str, str], log: Path, *extra: str) -> None:
         cmd = [sys.executable, "-m", "celery", "-A", "workers.app", kind, "--loglevel=INFO"]
         if kind == "worker":
-            cmd += ["-Q", "alertd", "--without-gossip", "--without-mingle",
-                    "--without-heartbeat", f"--hostname=test-{os.getpid()}-{free_port()}@%h"]
+            cmd += [
+                "-Q",
+                "alertd",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                f"--hostname=test-{os.getpid()}-{free_port()}@%h",
+            ]
         cmd += list(extra)
         self.log = log
         self._log_file = log.open("ab")
-        self.process = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=self._log_file,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 30) -> None:
-        wait_for(lambda: b"ready." in self.log.read_bytes() or self._died(), timeout,
-                 message=f"celery to start (log: {self.log})")
+        wait_for(
+            lambda: b"ready." in self.log.read_bytes() or self._died(),
+            timeout,
+            message=f"celery to start (log: {self.log})",
+        )
         if self.process.poll() is not None:
             pytest.fail(f"celery exited early:\n{self.log.read_text()[-3000:]}")
 
@@ -119,8 +146,9 @@ class CeleryProcess:
         return self.process.poll() is not None
 
     def child_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                             text=True, check=False).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False
+        ).stdout
         return [int(p) for p in out.split()]
 
     def stop(self, sig: int = 15) -> None:

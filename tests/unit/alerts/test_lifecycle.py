@@ -27,8 +27,11 @@ def _active(ctx: Context, officer: Actor, supervisor: Actor, **body: Any) -> Ale
 
 def _versions(ctx: Context, alert_id: int) -> list[Version]:
     with ctx.db.session() as session:
-        return list(session.execute(select(Version).where(Version.alert_id == alert_id)
-                                    .order_by(Version.seq)).scalars())
+        return list(
+            session.execute(
+                select(Version).where(Version.alert_id == alert_id).order_by(Version.seq)
+            ).scalars()
+        )
 
 
 def _audit_count(ctx: Context, **where: Any) -> int:
@@ -87,8 +90,9 @@ def test_update_then_cancel_reference_every_live_earlier_version(
     ctx: Context, officer: Actor, supervisor: Actor
 ) -> None:
     alert = _active(ctx, officer, supervisor)
-    services.propose_update(ctx, alert.id, alert_body(direction_of_travel="west on Route 9"),
-                            by=officer)
+    services.propose_update(
+        ctx, alert.id, alert_body(direction_of_travel="west on Route 9"), by=officer
+    )
     services.approve_update(ctx, alert.id, by=supervisor)
     services.cancel_alert(ctx, alert.id, "issued in error", by=supervisor)
 
@@ -115,9 +119,7 @@ def test_resolve_is_an_update_and_ends_the_alert(
         services.cancel_alert(ctx, alert.id, "too late", by=operator)
 
 
-def test_submission_refuses_unmet_criteria_and_names_them(
-    ctx: Context, officer: Actor
-) -> None:
+def test_submission_refuses_unmet_criteria_and_names_them(ctx: Context, officer: Actor) -> None:
     body = alert_body(criteria={"minor": True, "abduction_confirmed": False})
     alert = services.create_alert(ctx, body, by=officer)
 
@@ -131,14 +133,16 @@ def test_submission_refuses_unmet_criteria_and_names_them(
 
 
 def test_bad_input_names_the_field_and_saves_nothing(ctx: Context, officer: Actor) -> None:
-    body = alert_body(children=[{"name": "A", "age": "seven"}], expires_at="tomorrow",
-                      areas=[{"description": "x", "polygon": [[95, 0], [1, 1], [2, 2]]}])
+    body = alert_body(
+        children=[{"name": "A", "age": "seven"}],
+        expires_at="tomorrow",
+        areas=[{"description": "x", "polygon": [[95, 0], [1, 1], [2, 2]]}],
+    )
 
     with pytest.raises(Invalid) as refused:
         services.create_alert(ctx, body, by=officer)
 
-    assert set(refused.value.fields) >= {"children[0].age", "expires_at",
-                                          "areas[0].polygon[0][0]"}
+    assert set(refused.value.fields) >= {"children[0].age", "expires_at", "areas[0].polygon[0][0]"}
     with ctx.db.session() as session:
         assert session.execute(select(func.count()).select_from(Alert)).scalar_one() == 0
 

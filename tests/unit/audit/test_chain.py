@@ -20,8 +20,14 @@ def trail(ctx: Context) -> Context:
     actor = Actor(1, "tester", "officer", "198.51.100.1", "pytest")
     with ctx.db.transaction() as session:
         for i in range(5):
-            record(session, actor=actor, action=f"test.action{i}", target_type="alert",
-                   target_id=i, detail={"n": i, "text": "é <&>"})
+            record(
+                session,
+                actor=actor,
+                action=f"test.action{i}",
+                target_type="alert",
+                target_id=i,
+                detail={"n": i, "text": "é <&>"},
+            )
     return ctx
 
 
@@ -76,9 +82,12 @@ def test_reordered_entries_are_found(trail: Context) -> None:
 
 
 def test_an_inserted_entry_is_found(trail: Context) -> None:
-    _sql(trail, "INSERT INTO audit_entries (seq, at, actor_id, actor_name, role, action, "
-                "outcome, detail, prev_hash, hash) SELECT 6, at, actor_id, actor_name, role, "
-                "action, outcome, detail, hash, hash FROM audit_entries WHERE seq = 5")
+    _sql(
+        trail,
+        "INSERT INTO audit_entries (seq, at, actor_id, actor_name, role, action, "
+        "outcome, detail, prev_hash, hash) SELECT 6, at, actor_id, actor_name, role, "
+        "action, outcome, detail, hash, hash FROM audit_entries WHERE seq = 5",
+    )
 
     ok, problem = _verify(trail)
 

@@ -1,0 +1,181 @@
+"""``ALERTD_FEED_DIR``: the feeds and CAP documents as static files for nginx or a CDN.
+
+The layout mirrors the URLs (``cap/<identifier>.xml``, ``feeds/cap.atom``,
+``feeds/test/cap.atom``...), so a web server whose root is the folder answers the same paths as
+the Flask routes, with the same bytes. Every file is written to a temporary file in the same
+folder and renamed over the old one, so a reader sees the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import select
+
+from alertd.channels.cap.feeds import (
+    FEED_NAMES,
+    PUBLIC,
+    TEST,
+    BuiltFeeds,
+    build_feeds,
+    document_path,
+    max_document_id,
+)
+from alertd.channels.cap.models import CapDocument
+from alertd.context import Context
+from alertd.db import utcnow
+
+log = logging.getLogger(__name__)
+
+# The folder's state as last written: (newest document id, next boundary) per scope, to skip a
+# rewrite when nothing changed (the periodic refresh calls this every sweep).
+_STATE_FILE = ".state"
+
+
+def write_atomically(path: Path, data: bytes) -> bool:
+    """Replace `path` with `data` unless it already holds exactly that; True if written."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp creates the file 0600; the web server reading the folder is another user.
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    # Two workers publishing at once must not interleave "build" and "write": the one that read
+    # the older state could rename its feed over the newer one. Each build happens under the
+    # lock, after the previous writer finished, so the last file written is the newest state.
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def document_file(folder: Path, identifier: str) -> Path:
+    relative = document_path(identifier).lstrip("/")
+    if "/" in relative.removeprefix("cap/") or relative.startswith("."):
+        raise ValueError(f"identifier {identifier!r} cannot be a file name")
+    return folder / relative
+
+
+def feed_files(folder: Path, built: BuiltFeeds) -> dict[Path, bytes]:
+    base = folder / "feeds" if built.scope == PUBLIC else folder / "feeds" / "test"
+    return {base / name: built.bodies[name] for name in FEED_NAMES}
+
+
+def write_feed_dir(
+    ctx: Context, documents: Iterable[CapDocument] = (), *, all_documents: bool = False
+) -> list[Path]:
+    """Write the given documents (or every stored one) and rebuild both scopes' feeds.
+
+    Returns the files that changed. Documents are immutable, so one already on disk with the
+    same bytes is left alone.
+    """
+    folder = Path(ctx.settings.FEED_DIR)
+    written: list[Path] = []
+    with _folder_lock(folder):
+        for document in _documents(ctx, documents, all_documents):
+            path = document_file(folder, document.identifier)
+            if write_atomically(path, document.xml):
+                written.append(path)
+        written += _write_feeds(ctx, folder)
+    return written
+
+
+def refresh_feed_dir(ctx: Context) -> list[Path]:
+    """Rewrite the feeds if an entry has left by expiry or retention since the last write.
+
+    Nothing but the clock moves a retention window's end, so something periodic (the sweeper)
+    must call this; it costs one ``max(id)`` and a file read when nothing is due.
+    """
+    if not ctx.settings.FEED_DIR:
+        return []
+    folder = Path(ctx.settings.FEED_DIR)
+    try:
+        recorded = (folder / _STATE_FILE).read_text().split()
+    except FileNotFoundError:
+        recorded = []
+    if (
+        len(recorded) == 2
+        and recorded[0] == str(max_document_id(ctx.db))
+        and (recorded[1] == "-" or utcnow().timestamp() < float(recorded[1]))
+    ):
+        return []
+    with _folder_lock(folder):
+        return _write_feeds(ctx, folder)
+
+
+def _documents(
+    ctx: Context, given: Iterable[CapDocument], all_documents: bool
+) -> Iterable[CapDocument]:
+    if not all_documents:
+        yield from given
+        return
+    last_id = 0
+    while True:  # in pages, so a long history is never held in memory at once
+        with ctx.db.session() as session:
+            page = list(
+                session.execute(
+                    select(CapDocument)
+                    .where(CapDocument.id > last_id)
+                    .order_by(CapDocument.id)
+                    .limit(200)
+                ).scalars()
+            )
+        if not page:
+            return
+        yield from page
+        last_id = page[-1].id
+
+
+def _write_feeds(ctx: Context, folder: Path) -> list[Path]:
+    written: list[Path] = []
+    max_id = max_document_id(ctx.db)
+    now = utcnow()
+    boundaries = []
+    with ctx.db.session() as session:
+        built = [
+            build_feeds(session, ctx.settings, scope, max_id=max_id, now=now)
+            for scope in (PUBLIC, TEST)
+        ]
+    for feeds in built:
+        for path, body in feed_files(folder, feeds).items():
+            if write_atomically(path, body):
+                written.append(path)
+        if feeds.valid_until is not None:
+            boundaries.append(feeds.valid_until)
+    until = f"{min(boundaries).timestamp():.3f}" if boundaries else "-"
+    write_atomically(folder / _STATE_FILE, f"{max_id} {until}\n".encode())
+    # Last-Modified from nginx is the file's mtime; keeping it at the feed's own time makes the
+    # static copy answer If-Modified-Since like the Flask route does.
+    for feeds in built:
+        stamp = feeds.last_modified.timestamp()
+        for path in feed_files(folder, feeds):
+            os.utime(path, (stamp, stamp))
+    if written:
+        log.info("FEED_DIR: wrote %d file(s) in %s", len(written), folder)
+    return written

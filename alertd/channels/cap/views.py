@@ -1,0 +1,160 @@
+"""Public routes of the CAP channel: documents at permanent URLs, the feeds, the alert page.
+
+Caching (issue 3, item 6): every response carries a strong ETag and Last-Modified and answers
+304 to If-None-Match or, without it, to If-Modified-Since. Feeds come from the in-process
+FeedCache, so a conditional poll costs one indexed ``max(id)`` query and no feed build.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from flask import Blueprint, Flask, Response, abort, current_app, redirect, request
+from sqlalchemy import select
+from werkzeug.http import http_date
+from werkzeug.routing import BaseConverter
+
+from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache, strong_etag
+from alertd.channels.cap.models import CapDocument
+from alertd.channels.cap.public_page import render_alert_page
+from alertd.web.auth import ctx
+
+bp = Blueprint("cap", __name__)
+
+FEED_CACHE_CONTROL = "public, max-age=30"
+DOCUMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+CAP_CONTENT_TYPE = "application/cap+xml; charset=utf-8"
+_CACHE_KEY = "alertd.cap.feeds"
+
+
+class PublicIdConverter(BaseConverter):
+    """Ten characters of the public-id alphabet with at least one letter, so that a path of
+    digits only, such as the console's ``/alerts/<int:id>``, can never match it."""
+
+    regex = r"(?=[0-9A-Z]*[A-Z])[A-Z2-9]{10}"
+
+
+@bp.record_once
+def _register_converter(state: object) -> None:
+    app: Flask = state.app  # type: ignore[attr-defined]
+    app.url_map.converters.setdefault("public_id", PublicIdConverter)
+
+
+def feed_cache() -> FeedCache:
+    # Per application: tests build many apps over one database whose ids restart from 1.
+    cache = current_app.extensions.get(_CACHE_KEY)
+    if cache is None:
+        cache = current_app.extensions[_CACHE_KEY] = FeedCache()
+    assert isinstance(cache, FeedCache)
+    return cache
+
+
+def conditional(
+    body: bytes, *, etag: str, last_modified: datetime, content_type: str, cache_control: str
+) -> Response:
+    """A 200 with validators, or a 304 when the client's copy is current (RFC 9110 13.2.2:
+    If-None-Match wins over If-Modified-Since when both are sent)."""
+    headers = {
+        "ETag": etag,
+        "Last-Modified": http_date(last_modified),
+        "Cache-Control": cache_control,
+    }
+    if request.if_none_match:
+        if request.if_none_match.contains(etag.strip('"')) or request.if_none_match.star_tag:
+            return Response(status=304, headers=headers)
+    elif (
+        request.if_modified_since is not None
+        and last_modified.replace(microsecond=0) <= request.if_modified_since
+    ):
+        return Response(status=304, headers=headers)
+    return Response(body, status=200, headers=headers, content_type=content_type)
+
+
+# CAP documents ---------------------------------------------------------------------------------
+
+
+@bp.get("/cap/<identifier>.xml")
+def cap_document(identifier: str) -> Response:
+    with ctx().db.session() as session:
+        document = session.execute(
+            select(CapDocument).where(CapDocument.identifier == identifier)
+        ).scalar_one_or_none()
+        if document is None:
+            abort(404)
+    return conditional(
+        document.xml,
+        etag=f'"{document.sha256[:32]}"',
+        last_modified=document.created_at,
+        content_type=CAP_CONTENT_TYPE,
+        cache_control=DOCUMENT_CACHE_CONTROL,
+    )
+
+
+# Feeds -----------------------------------------------------------------------------------------
+
+
+def _feed(scope: str, name: str) -> Response:
+    context = ctx()
+    built = feed_cache().get(context.db, context.settings, scope)
+    body = built.bodies[name]
+    return conditional(
+        body,
+        etag=built.etags.get(name) or strong_etag(body),
+        last_modified=built.last_modified,
+        content_type=CONTENT_TYPES[name],
+        cache_control=FEED_CACHE_CONTROL,
+    )
+
+
+@bp.get("/feeds/cap.atom")
+def atom() -> Response:
+    return _feed(PUBLIC, "cap.atom")
+
+
+@bp.get("/feeds/alerts.rss")
+def rss() -> Response:
+    return _feed(PUBLIC, "alerts.rss")
+
+
+@bp.get("/feeds/alerts.geojson")
+def geojson() -> Response:
+    return _feed(PUBLIC, "alerts.geojson")
+
+
+@bp.get("/feeds/test/cap.atom")
+def test_atom() -> Response:
+    return _feed(TEST, "cap.atom")
+
+
+@bp.get("/feeds/test/alerts.rss")
+def test_rss() -> Response:
+    return _feed(TEST, "alerts.rss")
+
+
+@bp.get("/feeds/test/alerts.geojson")
+def test_geojson() -> Response:
+    return _feed(TEST, "alerts.geojson")
+
+
+# The public alert page -------------------------------------------------------------------------
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+@bp.get("/a/<public_id:public_id>")
+def alert_page(public_id: str) -> Response:
+    chosen = request.args.get("lang", "")
+    if chosen and not _LANGUAGE_TAG.fullmatch(chosen):
+        chosen = ""
+    return render_alert_page(public_id, chosen)
+
+
+@bp.get("/alerts/<public_id:public_id>")
+def alert_page_alias(public_id: str) -> Response:
+    # The issue names /alerts/{public_id}; the canonical page is /a/ (shorter in an SMS, and
+    # apart from the console's /alerts/<int:id>), so this permanent redirect keeps both working.
+    target = f"/a/{public_id}"
+    if request.query_string:
+        target += "?" + request.query_string.decode("ascii", "replace")
+    return redirect(target, code=301)  # type: ignore[return-value]
