@@ -165,6 +165,25 @@ def cmd_web(args: argparse.Namespace) -> int:
     return serve_web(load_settings(), port=args.port, host=args.host)
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    from alertd.health import backlog
+
+    with _context() as ctx:
+        found = backlog(ctx)
+    print(
+        f"oldest untaken outbox row: {found.oldest_untaken_outbox_seconds:.0f} s; "
+        f"oldest due delivery: {found.oldest_due_delivery_seconds:.0f} s; "
+        f"deliveries with unknown outcome: {found.unknown_deliveries}"
+    )
+    if found.healthy(args.max_age):
+        return 0
+    print(
+        f"UNHEALTHY: work older than {args.max_age:.0f} s is not being taken; restart the workers",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alertd", description="Missing-child alert dispatcher")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -212,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_parser(
         "write-feeds", help="write every CAP document and the feeds to ALERTD_FEED_DIR"
     ).set_defaults(func=cmd_cap_write_feeds)
+
+    health = sub.add_parser("health", help="exit 1 when workers are not taking work")
+    health.add_argument(
+        "--max-age",
+        type=float,
+        default=60.0,
+        help="seconds work may wait before the workers count as stuck",
+    )
+    health.set_defaults(func=cmd_health)
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="sub", required=True
