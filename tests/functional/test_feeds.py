@@ -311,8 +311,8 @@ def test_the_public_page_speaks_the_readers_language(desk: Desk, client: FlaskCl
     assert '<html lang="es-US">' in html and f'href="/a/{alert.public_id}?lang=en-US"' in html
     assert client.get(f"{page}?lang=es-US").headers["Content-Language"] == "es-US"
 
-    alias = client.get(f"/alerts/{alert.public_id}")
-    assert alias.status_code == 301 and alias.headers["Location"].endswith(page)
+    long_form = client.get(f"/alerts/{alert.public_id}", headers={"Accept-Language": "es"})
+    assert long_form.status_code == 200 and long_form.data == spanish.data
 
 
 def test_the_public_page_states_an_ended_alert_and_drops_the_photo(

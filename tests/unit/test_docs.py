@@ -34,3 +34,12 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     ci = (REPO_ROOT / ".ci" / "run").read_text()
 
     assert "python3 dev.py test" in readme and "python3 dev.py test" in ci
+
+
+def test_the_architecture_map_names_every_package_of_alertd() -> None:
+    doc = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    packages = [
+        str(init.parent.relative_to(REPO_ROOT)) for init in REPO_ROOT.glob("alertd/**/__init__.py")
+    ]
+
+    assert [p for p in packages if f"`{p}/`" not in doc] == []

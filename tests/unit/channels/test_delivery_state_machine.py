@@ -29,6 +29,7 @@ from alertd.alerts.models import Version
 from alertd.audit.services import verify_chain
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
+from alertd.channels.dispatch import delivery as delivery_steps
 from alertd.channels.models import SENDING, TERMINAL_STATES, Delivery
 from alertd.channels.registry import (
     OUT_FAILED,
@@ -142,11 +143,11 @@ def test_the_delivery_machinery_under_any_interleaving(
                 )
             if not due:
                 return
-            claim = dispatch._claim(ctx, due[0].dispatch_id, [due[0].id])
+            claim = delivery_steps._claim(ctx, due[0].dispatch_id, [due[0].id])
             if claim is None:
                 return
             channel, version, claimed = claim
-            if dispatch._mark_attempt(ctx, channel, version, claimed[0]):
+            if delivery_steps._mark_attempt(ctx, channel, version, claimed[0]):
                 phones.answers.insert(0, OUT_SENT)
                 channel.deliver(ctx, version, claimed)  # ...and the worker dies here.
 

@@ -1,0 +1,119 @@
+"""Raising an alert: the draft, its edits, and its submission for approval."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alertd.actor import Actor
+from alertd.alerts.content import submission_problems
+from alertd.alerts.models import (
+    DRAFT,
+    PENDING,
+    Alert,
+)
+from alertd.alerts.services._common import (
+    _apply_content,
+    _audit,
+    _changed,
+    _load,
+    _parse,
+    _photo_id,
+    _refusal,
+    _require,
+    _require_state,
+)
+from alertd.context import Context
+from alertd.db import utcnow
+from alertd.errors import Invalid
+
+# Unambiguous characters for public ids that are read aloud over a radio.
+_PUBLIC_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def _new_public_id(session: Session) -> str:
+    while True:
+        candidate = "".join(secrets.choice(_PUBLIC_ID_ALPHABET) for _ in range(10))
+        if not session.execute(select(Alert.id).where(Alert.public_id == candidate)).first():
+            return candidate
+
+
+def create_alert(ctx: Context, raw: Any, *, by: Actor, photo: bytes | None = None) -> Alert:
+    with ctx.db.transaction() as session:
+        _require(by, "alert.create", "alert.create", None)
+        content = _parse(ctx, raw, by, "alert.create", None)
+        alert = Alert(
+            public_id=_new_public_id(session),
+            state=DRAFT,
+            created_by_id=by.user_id,
+            content={},
+            status="Actual",
+            jurisdiction="",
+            expires_at=utcnow(),
+        )
+        _apply_content(alert, content)
+        alert.photo_id = _photo_id(ctx, session, photo, by, "alert.create", None)
+        session.add(alert)
+        session.flush()
+        _audit(session, by, "alert.create", alert, after={"state": DRAFT, "content": content})
+        return alert
+
+
+def edit_alert(
+    ctx: Context, alert_id: int, raw: Any, *, by: Actor, photo: bytes | None = None
+) -> Alert:
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, "alert.edit", "alert.edit", alert)
+        _require_state(
+            alert, DRAFT, by, "alert.edit", "a draft can be edited", "Propose an update instead."
+        )
+        content = _parse(ctx, raw, by, "alert.edit", alert)
+        before, after = _changed(alert.content, content)
+        _apply_content(alert, content)
+        new_photo = _photo_id(ctx, session, photo, by, "alert.edit", alert)
+        if new_photo is not None:
+            alert.photo_id = new_photo
+        _audit(session, by, "alert.edit", alert, before=before, after=after)
+        return alert
+
+
+def submit_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, "alert.submit", "alert.submit", alert)
+        if alert.state == PENDING:
+            return alert  # Submitting twice is harmless.
+        _require_state(alert, DRAFT, by, "alert.submit", "a draft can be submitted")
+        rule_set = ctx.rule_sets.get(alert.jurisdiction)
+        if rule_set is None:
+            raise _refusal(
+                Invalid,
+                f"The criteria of {alert.jurisdiction!r} are no longer "
+                "configured; choose another jurisdiction.",
+                by,
+                "alert.submit",
+                alert,
+                {"jurisdiction": "unknown rule set"},
+            )
+        problems = submission_problems(alert.content, rule_set)
+        if alert.expires_at <= utcnow():
+            problems["expires_at"] = "is in the past; set a new expiry"
+        if problems:
+            raise _refusal(
+                Invalid,
+                "The alert does not meet the criteria for publication yet.",
+                by,
+                "alert.submit",
+                alert,
+                problems,
+            )
+        alert.state, alert.submitted_by_id, alert.submitted_at = PENDING, by.user_id, utcnow()
+        alert.rejection_reason = ""
+        _audit(
+            session, by, "alert.submit", alert, before={"state": DRAFT}, after={"state": PENDING}
+        )
+        return alert

@@ -1,0 +1,179 @@
+"""Cancel (the pre-authorised one-step withdrawal), resolve (child found), extend, and the
+sweeper's expiry."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from alertd.actor import Actor
+from alertd.alerts.models import (
+    ACTIVE,
+    CANCELLED,
+    DRAFT,
+    EXPIRED,
+    PENDING,
+    RESOLVED,
+    Alert,
+)
+from alertd.alerts.services._common import (
+    _audit,
+    _load,
+    _reason,
+    _refusal,
+    _require,
+    _require_state,
+)
+from alertd.alerts.services.publication import _publish
+from alertd.context import Context
+from alertd.db import utcnow
+from alertd.errors import Conflict, Invalid
+
+
+def cancel_alert(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Alert:
+    """The pre-authorised one-step cancel. A live alert gets a Cancel version; a draft or a
+    submitted alert, which never went out, is withdrawn without one."""
+    return _end(ctx, alert_id, reason, by, CANCELLED, "cancel", "Cancel", "alert.cancel")
+
+
+def resolve_alert(ctx: Context, alert_id: int, note: str, *, by: Actor) -> Alert:
+    """The child was found: an Update telling everyone the alert is over."""
+    return _end(ctx, alert_id, note, by, RESOLVED, "resolve", "Update", "alert.resolve")
+
+
+def _end(
+    ctx: Context,
+    alert_id: int,
+    reason: str,
+    by: Actor,
+    state: str,
+    kind: str,
+    msg_type: str,
+    action: str,
+) -> Alert:
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, action, action, alert)
+        if alert.state == state:
+            return alert  # Cancelling or resolving twice is harmless.
+        reason = _reason(reason, by, action, alert, required=state == CANCELLED)
+        allowed = (ACTIVE, DRAFT, PENDING) if state == CANCELLED else (ACTIVE,)
+        if alert.state not in allowed:
+            raise _refusal(
+                Conflict, f"This alert is {alert.state}; it cannot be {state}.", by, action, alert
+            )
+        before_state, now = alert.state, utcnow()
+        alert.state, alert.ended_at, alert.updated_at = state, now, now
+        detail: dict[str, Any] = {"reason": reason}
+        if before_state == ACTIVE:
+            content = dict(alert.content, ending_note=reason)
+            alert.content = content
+            detail["version"] = _publish(ctx, session, alert, kind, msg_type, by, now).identifier
+        for proposal in alert.proposals:
+            if proposal.state == PENDING:
+                proposal.state, proposal.decided_at, proposal.reason = "replaced", now, state
+        _audit(
+            session,
+            by,
+            action,
+            alert,
+            before={"state": before_state},
+            after={"state": state},
+            **detail,
+        )
+        return alert
+
+
+def extend_alert(
+    ctx: Context,
+    alert_id: int,
+    *,
+    by: Actor,
+    minutes: int | None = None,
+    until: datetime | None = None,
+) -> Alert:
+    """Push the expiry back. What went out is never edited, so this publishes an Update."""
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, "alert.extend", "alert.extend", alert)
+        _require_state(alert, ACTIVE, by, "alert.extend", "an active alert can be extended")
+        now = utcnow()
+        max_minutes = ctx.settings.MAX_ALERT_HOURS * 60
+        if minutes is not None and not 1 <= minutes <= max_minutes:
+            raise _refusal(
+                Invalid,
+                f"Extend by 1 to {max_minutes} minutes.",
+                by,
+                "alert.extend",
+                alert,
+                {"minutes": f"must be from 1 to {max_minutes}"},
+            )
+        if until is None:
+            step = ctx.settings.EXTEND_MINUTES if minutes is None else minutes
+            until = max(alert.expires_at, now) + timedelta(minutes=step)
+        until = until.replace(microsecond=0)
+        if until.tzinfo is None or until <= alert.expires_at or until <= now:
+            raise _refusal(
+                Invalid,
+                "The new expiry must be later than the current one.",
+                by,
+                "alert.extend",
+                alert,
+                {"expires_at": "must be later"},
+            )
+        if until > now + timedelta(hours=ctx.settings.MAX_ALERT_HOURS):
+            raise _refusal(
+                Invalid,
+                f"An alert may run at most {ctx.settings.MAX_ALERT_HOURS} hours ahead.",
+                by,
+                "alert.extend",
+                alert,
+                {"expires_at": "too far ahead"},
+            )
+        before = alert.expires_at
+        alert.content = dict(alert.content, expires_at=until.isoformat())
+        alert.expires_at, alert.updated_at = until, now
+        version = _publish(ctx, session, alert, "extend", "Update", by, now)
+        _audit(
+            session,
+            by,
+            "alert.extend",
+            alert,
+            before={"expires_at": before.isoformat()},
+            after={"expires_at": until.isoformat()},
+            version=version.identifier,
+        )
+        return alert
+
+
+def expire_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert | None:
+    """Expire an active alert whose time has passed; None when there is nothing to do."""
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, "alert.expire", "alert.expire", alert)
+        now = utcnow()
+        if alert.state != ACTIVE or alert.expires_at > now:
+            return None
+        alert.state, alert.ended_at, alert.updated_at = EXPIRED, now, now
+        version = _publish(ctx, session, alert, "expire", "Cancel", by, now)
+        _audit(
+            session,
+            by,
+            "alert.expire",
+            alert,
+            before={"state": ACTIVE},
+            after={"state": EXPIRED},
+            version=version.identifier,
+        )
+        return alert
+
+
+def due_for_expiry(ctx: Context) -> list[int]:
+    with ctx.db.session() as session:
+        return list(
+            session.execute(
+                select(Alert.id).where(Alert.state == ACTIVE, Alert.expires_at <= utcnow())
+            ).scalars()
+        )

@@ -1,0 +1,273 @@
+"""From delivery rows to sends: claim, re-check, send with no transaction open, record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from alertd.actor import SYSTEM
+from alertd.alerts.models import ACTIVE, Alert, Version
+from alertd.audit.services import AuditRecord, record_many
+from alertd.channels.models import (
+    FAILED,
+    PENDING,
+    RETRY_WAIT,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Delivery,
+    Dispatch,
+)
+from alertd.channels.registry import (
+    OUT_FAILED,
+    OUT_RETRY,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_UNKNOWN,
+    Channel,
+    Outcome,
+    registry_for,
+)
+from alertd.context import Context
+from alertd.db import rowcount, utcnow
+
+log = logging.getLogger(__name__)
+
+
+# Retry delays when the channel names none: quick at first, as Svix does, then spaced out.
+RETRY_SCHEDULE = (5, 30, 120, 300, 600, 1200, 1800)
+
+
+def _skip_reason(session: Session, version: Version, channel: Channel, now: datetime) -> str | None:
+    """Why this version must not be sent now, re-read immediately before sending."""
+    alert = session.get(Alert, version.alert_id)
+    assert alert is not None
+    latest = session.execute(
+        select(func.max(Version.seq)).where(Version.alert_id == version.alert_id)
+    ).scalar_one()
+    if channel.sends_superseded:
+        return None
+    if latest != version.seq:
+        return f"superseded by version {latest}"
+    if version.kind in ("alert", "update", "extend"):
+        if alert.state != ACTIVE:
+            return f"the alert is {alert.state}"
+        if alert.expires_at <= now:
+            return "the alert has expired"
+    return None
+
+
+def deliver_batch(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]) -> int:
+    """Claim, re-check, send, record. Returns how many deliveries this call sent.
+
+    An idempotent channel sends the batch in one call. Any other channel sends one delivery at
+    a time, re-checking the alert and marking the attempt just before each request leaves: a
+    crash then leaves at most the one request in flight 'unknown', and a cancel stops the
+    sends that follow it.
+    """
+    claim = _claim(ctx, dispatch_id, delivery_ids)
+    if claim is None:
+        return 0
+    channel, version, claimed = claim
+    if channel.idempotent:
+        return _send(ctx, channel, version, claimed)
+    sent = 0
+    for delivery in claimed:
+        if _mark_attempt(ctx, channel, version, delivery):
+            sent += _send(ctx, channel, version, [delivery])
+    return sent
+
+
+def _claim(
+    ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]
+) -> tuple[Channel, Version, list[Delivery]] | None:
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        dispatch = session.get(Dispatch, dispatch_id)
+        if dispatch is None or not delivery_ids:
+            return None
+        channel = registry_for(ctx).get(dispatch.channel)
+        if channel is None:
+            return None
+        lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(list(delivery_ids)),
+                Delivery.dispatch_id == dispatch_id,
+                Delivery.state.in_((PENDING, RETRY_WAIT)),
+                Delivery.next_attempt_at <= now,
+            )
+            .values(state=SENDING, lease_until=lease, attempted_at=None)
+        )
+        claimed = list(
+            session.execute(
+                select(Delivery)
+                .where(
+                    Delivery.id.in_(list(delivery_ids)),
+                    Delivery.state == SENDING,
+                    Delivery.lease_until == lease,
+                )
+                .order_by(Delivery.id)
+            ).scalars()
+        )
+        if not claimed:
+            return None
+        version = session.get(Version, dispatch.version_id)
+        assert version is not None
+        reason = _skip_reason(session, version, channel, now)
+        if reason is not None:
+            _record(
+                ctx,
+                session,
+                channel,
+                version,
+                [Outcome(d.id, OUT_SKIPPED, reason) for d in claimed],
+                claimed,
+            )
+            return None
+        if channel.idempotent:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_([d.id for d in claimed]))
+                .values(attempted_at=now, attempts=Delivery.attempts + 1)
+            )
+            for delivery in claimed:
+                delivery.attempts += 1
+        return channel, version, claimed
+
+
+def _mark_attempt(ctx: Context, channel: Channel, version: Version, delivery: Delivery) -> bool:
+    """Re-check the alert and record that this delivery's request is about to leave, renewing
+    its lease. False when it must not be sent (then it is recorded as skipped) or when the
+    lease was lost to the sweeper."""
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        reason = _skip_reason(session, version, channel, now)
+        if reason is not None:
+            _record(
+                ctx,
+                session,
+                channel,
+                version,
+                [Outcome(delivery.id, OUT_SKIPPED, reason)],
+                [delivery],
+            )
+            return False
+        lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
+        marked = rowcount(
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.state == SENDING,
+                    Delivery.lease_until == delivery.lease_until,
+                )
+                .values(attempted_at=now, lease_until=lease, attempts=Delivery.attempts + 1)
+            )
+        )
+        if marked:
+            delivery.lease_until, delivery.attempts = lease, delivery.attempts + 1
+        return bool(marked)
+
+
+def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Delivery]) -> int:
+    # No transaction is open while the channel talks to the outside world.
+    try:
+        outcomes = channel.deliver(ctx, version, deliveries)
+    except Exception as exc:  # A channel bug must not leave rows in "sending" for a lease.
+        log.exception("channel %s failed on version %s", channel.name, version.identifier)
+        state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
+        outcomes = [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in deliveries]
+    with ctx.db.transaction() as session:
+        _record(ctx, session, channel, version, outcomes, deliveries)
+    return sum(1 for o in outcomes if o.state == OUT_SENT)
+
+
+def _retry_delay(outcome: Outcome, attempts: int) -> float:
+    if outcome.retry_after is not None:
+        return max(0.0, min(outcome.retry_after, RETRY_SCHEDULE[-1]))
+    return RETRY_SCHEDULE[min(attempts - 1, len(RETRY_SCHEDULE) - 1)]
+
+
+def _record(
+    ctx: Context,
+    session: Session,
+    channel: Channel,
+    version: Version,
+    outcomes: Sequence[Outcome],
+    claimed: Sequence[Delivery],
+) -> None:
+    """Write each outcome and its audit entry. Only rows still held by this claim change."""
+    now = utcnow()
+    by_id = {d.id: d for d in claimed}
+    audits = []
+    for outcome in outcomes:
+        delivery = by_id.get(outcome.delivery_id)
+        if delivery is None:
+            continue
+        values: dict[str, Any] = {"lease_until": None, "last_error": outcome.error[:2000]}
+        if outcome.external_id:
+            values["external_id"] = outcome.external_id
+        state = {
+            OUT_SENT: SENT,
+            OUT_FAILED: FAILED,
+            OUT_UNKNOWN: UNKNOWN,
+            OUT_SKIPPED: SKIPPED,
+        }.get(outcome.state)
+        if outcome.state == OUT_RETRY:
+            next_at = now + timedelta(seconds=_retry_delay(outcome, delivery.attempts))
+            if delivery.attempts >= ctx.settings.DELIVERY_MAX_ATTEMPTS:
+                state, values["last_error"] = (
+                    FAILED,
+                    f"gave up after {delivery.attempts} attempts: {outcome.error}"[:2000],
+                )
+            elif next_at >= version.expires_at and version.kind in ("alert", "update", "extend"):
+                state, values["last_error"] = (
+                    FAILED,
+                    f"alert expires before the next attempt: {outcome.error}"[:2000],
+                )
+            else:
+                state = RETRY_WAIT
+                values.update(next_attempt_at=next_at, enqueued_at=None)
+        if state is None:
+            raise ValueError(f"channel {channel.name} reported unknown state {outcome.state!r}")
+        values["state"] = state
+        if state != RETRY_WAIT:
+            values["finished_at"] = now
+        changed = rowcount(
+            session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id == delivery.id,
+                    Delivery.state == SENDING,
+                    Delivery.lease_until == delivery.lease_until,
+                )
+                .values(**values)
+            )
+        )
+        if changed:
+            audits.append(
+                AuditRecord(
+                    SYSTEM,
+                    f"delivery.{state}",
+                    "delivery",
+                    delivery.id,
+                    detail={
+                        "version": version.identifier,
+                        "channel": channel.name,
+                        "recipient": delivery.recipient,
+                        "attempt": delivery.attempts,
+                        "error": values["last_error"][:500],
+                        "external_id": outcome.external_id,
+                    },
+                )
+            )
+    if audits:
+        record_many(session, audits)

@@ -1,0 +1,186 @@
+"""From an outbox message to one dispatch per channel, and from a dispatch to one delivery
+row per recipient, each written under a unique key so that running a step twice adds nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from alertd.alerts.models import Version
+from alertd.channels.models import (
+    D_PENDING,
+    D_PLANNED,
+    D_PLANNING,
+    PENDING,
+    RETRY_WAIT,
+    Delivery,
+    Dispatch,
+)
+from alertd.channels.registry import (
+    registry_for,
+)
+from alertd.context import Context
+from alertd.db import after_commit, dialect_insert, rowcount, utcnow
+from alertd.outbox.services import take_message
+
+log = logging.getLogger(__name__)
+
+
+PLAN_TASK = "alertd.plan_dispatch"
+DELIVER_TASK = "alertd.deliver_batch"
+# A task that took a delivery row but did not come back within this long is presumed lost.
+REENQUEUE_AFTER_SECONDS = 30
+PLAN_LEASE_SECONDS = 120
+
+
+def dispatch_version(ctx: Context, message_id: int) -> list[int]:
+    """Create one dispatch per registered channel for the version in an outbox message, and send
+    a planning task for each one still to plan. Returns the dispatch ids."""
+    channels = registry_for(ctx).names()
+    with ctx.db.transaction() as session:
+        message = take_message(session, message_id)
+        if message is None:
+            log.warning("outbox message %s does not exist", message_id)
+            return []
+        version_id = int(message.payload["version_id"])
+        if channels:
+            session.execute(
+                dialect_insert(session)(Dispatch)
+                .values(
+                    [
+                        {
+                            "version_id": version_id,
+                            "channel": c,
+                            "state": D_PENDING,
+                            "created_at": utcnow(),
+                            "planned_count": 0,
+                            "error": "",
+                        }
+                        for c in channels
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["version_id", "channel"])
+            )
+        to_plan = list(
+            session.execute(
+                select(Dispatch.id).where(
+                    Dispatch.version_id == version_id, Dispatch.state == D_PENDING
+                )
+            ).scalars()
+        )
+        for dispatch_id in to_plan:
+            _send_after_commit(ctx, session, PLAN_TASK, [dispatch_id])
+        return to_plan
+
+
+def _send_after_commit(ctx: Context, session: Session, task: str, args: list[Any]) -> None:
+    after_commit(session, lambda: ctx.publisher.send(task, args))
+
+
+def _batched(items: Iterable[str], size: int) -> Iterable[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
+    """Write one delivery row per recipient, in batches, and send a delivery task per batch.
+    Safe to run again after a crash: rows exist once, whatever ran before."""
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        claimed = rowcount(
+            session.execute(
+                update(Dispatch)
+                .where(
+                    Dispatch.id == dispatch_id,
+                    or_(
+                        Dispatch.state == D_PENDING,
+                        (Dispatch.state == D_PLANNING) & (Dispatch.lease_until < now),
+                    ),
+                )
+                .values(state=D_PLANNING, lease_until=now + timedelta(seconds=PLAN_LEASE_SECONDS))
+            )
+        )
+        if not claimed:
+            return 0
+        dispatch = session.get(Dispatch, dispatch_id)
+        assert dispatch is not None
+        version = session.get(Version, dispatch.version_id)
+        assert version is not None
+    channel = registry_for(ctx).get(dispatch.channel)
+    if channel is None:
+        with ctx.db.transaction() as session:
+            session.execute(
+                update(Dispatch)
+                .where(Dispatch.id == dispatch_id)
+                .values(state="failed", error=f"channel {dispatch.channel!r} is not registered")
+            )
+        return 0
+    total, size = 0, ctx.settings.DELIVERY_BATCH_SIZE
+    for batch in _batched(channel.plan(ctx, version), size):
+        with ctx.db.transaction() as session:
+            now = utcnow()
+            session.execute(
+                dialect_insert(session)(Delivery)
+                .values(
+                    [
+                        {
+                            "dispatch_id": dispatch_id,
+                            "version_id": version.id,
+                            "alert_id": version.alert_id,
+                            "channel": channel.name,
+                            "recipient": r,
+                            "state": PENDING,
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                            "last_error": "",
+                        }
+                        for r in batch
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["version_id", "channel", "recipient"])
+            )
+            total += len(batch)
+    with ctx.db.transaction() as session:
+        session.execute(
+            update(Dispatch)
+            .where(Dispatch.id == dispatch_id)
+            .values(state=D_PLANNED, planned_at=utcnow(), planned_count=total, lease_until=None)
+        )
+        enqueue_open_deliveries(ctx, session, dispatch_id)
+    return total
+
+
+def enqueue_open_deliveries(
+    ctx: Context, session: Session, dispatch_id: int, *, only_stale: bool = False
+) -> int:
+    """Send delivery tasks, one per batch, for the dispatch's rows that are due and not taken."""
+    now = utcnow()
+    query = (
+        select(Delivery.id)
+        .where(
+            Delivery.dispatch_id == dispatch_id,
+            Delivery.state.in_((PENDING, RETRY_WAIT)),
+            Delivery.next_attempt_at <= now,
+        )
+        .order_by(Delivery.id)
+    )
+    if only_stale:
+        query = query.where(
+            or_(
+                Delivery.enqueued_at.is_(None),
+                Delivery.enqueued_at < now - timedelta(seconds=REENQUEUE_AFTER_SECONDS),
+            )
+        )
+    ids = list(session.execute(query).scalars())
+    for batch in _batched(ids, ctx.settings.DELIVERY_BATCH_SIZE):  # type: ignore[arg-type]
+        session.execute(update(Delivery).where(Delivery.id.in_(batch)).values(enqueued_at=now))
+        _send_after_commit(ctx, session, DELIVER_TASK, [dispatch_id, list(batch)])
+    return len(ids)

@@ -1,0 +1,115 @@
+"""What the sweeper does for deliveries: reclaim expired leases and resume stalled work."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select
+
+from alertd.actor import SYSTEM
+from alertd.audit.services import AuditRecord, record_many
+from alertd.channels.dispatch.fanout import (
+    PLAN_TASK,
+    REENQUEUE_AFTER_SECONDS,
+    _send_after_commit,
+    enqueue_open_deliveries,
+)
+from alertd.channels.models import (
+    D_PENDING,
+    D_PLANNING,
+    PENDING,
+    RETRY_WAIT,
+    SENDING,
+    UNKNOWN,
+    Delivery,
+    Dispatch,
+)
+from alertd.channels.registry import (
+    registry_for,
+)
+from alertd.context import Context
+from alertd.db import utcnow
+
+
+def reclaim_expired_leases(ctx: Context) -> int:
+    """Deliveries whose task died mid-send. An idempotent channel retries them, and so does any
+    channel whose request never left; otherwise the request may have left, so the outcome is
+    unknown and is never resent blindly."""
+    registry, now, count = registry_for(ctx), utcnow(), 0
+    with ctx.db.transaction() as session:
+        stuck = list(
+            session.execute(
+                select(Delivery)
+                .where(Delivery.state == SENDING, Delivery.lease_until < now)
+                .limit(1000)
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        audits = []
+        for delivery in stuck:
+            channel = registry.get(delivery.channel)
+            never_left = delivery.attempted_at is None
+            if channel is not None and (channel.idempotent or never_left):
+                delivery.state, delivery.next_attempt_at = RETRY_WAIT, now
+                delivery.enqueued_at = None
+            else:
+                delivery.state, delivery.finished_at = UNKNOWN, now
+                delivery.last_error = "the sending task stopped before recording the outcome"
+            delivery.lease_until = None
+            audits.append(
+                AuditRecord(
+                    SYSTEM,
+                    f"delivery.lease_expired.{delivery.state}",
+                    "delivery",
+                    delivery.id,
+                    detail={"channel": delivery.channel, "recipient": delivery.recipient},
+                )
+            )
+            count += 1
+        if audits:
+            record_many(session, audits)
+    return count
+
+
+def resume_stalled(ctx: Context) -> int:
+    """Send tasks again for dispatches never planned and deliveries due but not taken."""
+    now, count = utcnow(), 0
+    with ctx.db.transaction() as session:
+        stale_dispatches = (
+            session.execute(
+                select(Dispatch.id)
+                .where(
+                    or_(
+                        (Dispatch.state == D_PENDING)
+                        & (Dispatch.created_at < now - timedelta(seconds=REENQUEUE_AFTER_SECONDS)),
+                        (Dispatch.state == D_PLANNING) & (Dispatch.lease_until < now),
+                    )
+                )
+                .limit(500)
+            )
+            .scalars()
+            .all()
+        )
+        for dispatch_id in stale_dispatches:
+            _send_after_commit(ctx, session, PLAN_TASK, [dispatch_id])
+            count += 1
+        due = (
+            session.execute(
+                select(Delivery.dispatch_id)
+                .where(
+                    Delivery.state.in_((PENDING, RETRY_WAIT)),
+                    Delivery.next_attempt_at <= now,
+                    or_(
+                        Delivery.enqueued_at.is_(None),
+                        Delivery.enqueued_at < now - timedelta(seconds=REENQUEUE_AFTER_SECONDS),
+                    ),
+                )
+                .distinct()
+                .limit(500)
+            )
+            .scalars()
+            .all()
+        )
+        for dispatch_id in due:
+            count += enqueue_open_deliveries(ctx, session, dispatch_id, only_stale=True)
+    return count
