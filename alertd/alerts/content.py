@@ -72,6 +72,8 @@ class _Checker:
         if not low <= number <= high:
             self.fail(path, f"must be between {low:g} and {high:g}")
             return None
+        if isinstance(number, float) and number.is_integer() and path.endswith(("_cm", "_kg")):
+            return int(number)  # "120 cm" reads better than "120.0 cm" everywhere it goes.
         return number
 
     def items(self, path: str, value: Any) -> list[Mapping[str, Any]]:

@@ -173,8 +173,14 @@ def _fallback_text(content: Mapping[str, Any], language: str, first: bool) -> In
     )
 
 
+# Numbers on the page carry their unit; a bare "120, 23" helps nobody.
+_UNITS = {"height_cm": " cm", "weight_kg": " kg"}
+
+
 def _describe(record: Mapping[str, Any], fields: Sequence[str]) -> str:
-    return ", ".join(str(record[f]) for f in fields if record.get(f) not in (None, ""))
+    return ", ".join(
+        f"{record[f]}{_UNITS.get(f, '')}" for f in fields if record.get(f) not in (None, "")
+    )
 
 
 def render_alert_page(public_id: str, requested_language: str) -> Response:
