@@ -107,6 +107,8 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
             flush=True,
         )
     print("  press Ctrl-C to stop\n", flush=True)
+    # A plain kill must stop the worker and scheduler too, not leave them running orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return serve_web(settings)
     except KeyboardInterrupt:

@@ -1,0 +1,90 @@
+"""`alertd serve` on the embedded default: one command starts web, worker and scheduler with
+no server installed, an approved alert reaches its channels, and stopping it stops them all."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from alertd.settings import REPO_ROOT
+from tests.support.factories import alert_body
+from tests.support.processes import alertd_env, free_port, wait_for
+
+ALERTD = [sys.executable, "-m", "alertd.cli"]
+
+
+def _call(url: str, token: str, body: Any = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - our own server on loopback
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="GET" if body is None else "POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.load(response)
+
+
+def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
+    return subprocess.run(
+        [*ALERTD, *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout.strip()
+
+
+def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path) -> None:
+    port = free_port()
+    env = alertd_env(INSTANCE_PATH=str(tmp_path / "instance"), CHANNELS="cap,log")
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [*ALERTD, "serve", "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        banner = wait_for(
+            lambda: re.search(r"password: (\S+)", (tmp_path / "serve.log").read_text()),
+            60,
+            message="the start-up banner",
+        )
+        assert banner.group(1)
+        assert f"http://127.0.0.1:{port}/" in (tmp_path / "serve.log").read_text()
+        _cli(env, "users", "create", "officer1", "--role", "officer", stdin="officer password\n")
+        _cli(env, "users", "create", "super1", "--role", "supervisor", stdin="supervisor pass\n")
+        officer, supervisor = (
+            _cli(env, "tokens", "create", "officer1"),
+            _cli(env, "tokens", "create", "super1"),
+        )
+        base = f"http://127.0.0.1:{port}/api/v1/alerts"
+
+        alert = _call(base, officer, alert_body())
+        _call(f"{base}/{alert['id']}/submit", officer, {})
+        _call(f"{base}/{alert['id']}/approve", supervisor, {})
+
+        def delivered() -> bool:
+            counts = _call(f"{base}/{alert['id']}", supervisor)["deliveries"]
+            return counts.get("cap") == {"sent": 1} and counts.get("log") == {"sent": 1}
+
+        wait_for(delivered, 30, interval=0.2, message="the worker to deliver on cap and log")
+        assert _cli(env, "audit", "verify").startswith("audit trail intact")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=40)
+        log.close()
+    leftovers = subprocess.run(
+        ["pgrep", "-s", str(serve.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert leftovers == [], "worker or scheduler still running after serve stopped"
