@@ -76,6 +76,15 @@ def _all_terminal(ctx: Context, alert_id: int, expected: int = PHONES) -> bool:
     return len(rows) == expected and all(d.state in TERMINAL_STATES for d in rows)
 
 
+def _wait_all_terminal(ctx: Context, alert_id: int, timeout: float, expected: int = PHONES) -> None:
+    wait_for(
+        lambda: _all_terminal(ctx, alert_id, expected),
+        timeout,
+        interval=0.3,
+        message=f"all {expected} deliveries to reach a terminal state",
+    )
+
+
 def _check_invariants(ctx: Context, alert_id: int, sink: Path) -> Counter[str]:
     rows = _phone_deliveries(ctx, alert_id)
     sends = Counter(line[0] for line in _sink_lines(sink))
@@ -108,12 +117,7 @@ def test_killing_worker_children_mid_fan_out_loses_and_doubles_nothing(
     for pid in worker.child_pids():
         os.kill(pid, signal.SIGKILL)
 
-    wait_for(
-        lambda: _all_terminal(live_ctx, alert.id),
-        60,
-        interval=0.3,
-        message="every delivery to reach a terminal state",
-    )
+    _wait_all_terminal(live_ctx, alert.id, 60)
     states = _check_invariants(live_ctx, alert.id, sink)
     # At most the one send in flight in each killed child is unknown.
     assert states["sent"] >= PHONES - 2, states
@@ -137,12 +141,7 @@ def test_killing_the_whole_worker_then_starting_another_finishes_the_fan_out(
 
     # Unacknowledged tasks would come back only after the visibility timeout; the sweeper
     # re-sends what is due from the database well before that.
-    wait_for(
-        lambda: _all_terminal(live_ctx, alert.id),
-        90,
-        interval=0.5,
-        message="every delivery to reach a terminal state",
-    )
+    _wait_all_terminal(live_ctx, alert.id, 90)
     _check_invariants(live_ctx, alert.id, sink)
 
 
@@ -164,12 +163,7 @@ def test_redis_restarted_without_persistence_mid_fan_out_loses_nothing(
     time.sleep(1)
     redis.start()
 
-    wait_for(
-        lambda: _all_terminal(live_ctx, alert.id),
-        120,
-        interval=0.5,
-        message="every delivery to reach a terminal state",
-    )
+    _wait_all_terminal(live_ctx, alert.id, 120)
     _check_invariants(live_ctx, alert.id, sink)
 
 
@@ -189,12 +183,7 @@ def test_no_phone_is_sent_the_alert_after_its_cancel_committed(
     cancelled_at = time.time()
 
     # The alert's 30 deliveries, then the cancel's 30.
-    wait_for(
-        lambda: _all_terminal(live_ctx, alert.id, 2 * PHONES),
-        60,
-        interval=0.3,
-        message="every delivery to reach a terminal state",
-    )
+    _wait_all_terminal(live_ctx, alert.id, 60, expected=2 * PHONES)
     first = f"{live_ctx.settings.CAP_IDENTIFIER_PREFIX}.{alert.public_id}.1"
     late = [
         line for line in _sink_lines(sink) if line[1] == first and float(line[3]) > cancelled_at
