@@ -209,3 +209,28 @@ def test_a_body_that_is_not_json_is_a_400(client: FlaskClient, officer_h: dict[s
         "/api/v1/alerts", data="{not json", headers=officer_h, content_type="application/json"
     )
     assert response.status_code == 400 and response.get_json()["error"] == "invalid"
+
+
+def test_an_oversized_photo_is_refused_and_nothing_is_saved(
+    client: FlaskClient, ctx: Context, officer_h: dict[str, str]
+) -> None:
+    body = alert_body()
+    too_big = png_bytes(2000, 2000) + b"\0" * ctx.settings.MAX_PHOTO_BYTES
+    body["photo"] = base64.b64encode(too_big).decode()
+
+    response = client.post("/api/v1/alerts", json=body, headers=officer_h)
+
+    assert response.status_code in (400, 413) and response.is_json
+    assert client.get("/api/v1/alerts", headers=officer_h).get_json()["alerts"] == []
+
+
+def test_a_photo_just_over_the_limit_names_the_limit(
+    client: FlaskClient, ctx: Context, officer_h: dict[str, str]
+) -> None:
+    body = alert_body()
+    body["photo"] = base64.b64encode(b"\x89PNG" + b"\0" * ctx.settings.MAX_PHOTO_BYTES).decode()
+
+    response = client.post("/api/v1/alerts", json=body, headers=officer_h)
+
+    assert response.status_code == 400
+    assert response.get_json()["fields"]["photo"] == "too large"
