@@ -183,7 +183,9 @@ def main() -> None:
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({platform.machine()}, Python {platform.python_version()}). One real Celery worker "
         "process (prefork, concurrency 2); approvals made one after another through the "
-        f"service layer, {SPACING_SECONDS * 1000:.0f} ms apart. *Started* is the approval's "
+        f"service layer, {SPACING_SECONDS * 1000:.0f} ms apart, after {WARMUP} uncounted "
+        "warm-up approvals (each worker child opens its connections on its first task). "
+        "*Started* is the approval's "
         "outbox row written → a worker took it and created the dispatches; *first send* is "
         "the same start → the log channel's delivery recorded as sent.",
         "",
