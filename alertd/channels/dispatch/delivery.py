@@ -123,14 +123,7 @@ def _claim(
         assert version is not None
         reason = _skip_reason(session, version, channel, now)
         if reason is not None:
-            _record(
-                ctx,
-                session,
-                channel,
-                version,
-                [Outcome(d.id, OUT_SKIPPED, reason) for d in claimed],
-                claimed,
-            )
+            _record_skipped(ctx, session, channel, version, claimed, reason)
             return None
         if channel.idempotent:
             session.execute(
@@ -151,14 +144,7 @@ def _mark_attempt(ctx: Context, channel: Channel, version: Version, delivery: De
     with ctx.db.transaction() as session:
         reason = _skip_reason(session, version, channel, now)
         if reason is not None:
-            _record(
-                ctx,
-                session,
-                channel,
-                version,
-                [Outcome(delivery.id, OUT_SKIPPED, reason)],
-                [delivery],
-            )
+            _record_skipped(ctx, session, channel, version, [delivery], reason)
             return False
         lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
         marked = rowcount(
@@ -188,6 +174,18 @@ def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Del
     with ctx.db.transaction() as session:
         _record(ctx, session, channel, version, outcomes, deliveries)
     return sum(1 for o in outcomes if o.state == OUT_SENT)
+
+
+def _record_skipped(
+    ctx: Context,
+    session: Session,
+    channel: Channel,
+    version: Version,
+    deliveries: Sequence[Delivery],
+    reason: str,
+) -> None:
+    outcomes = [Outcome(d.id, OUT_SKIPPED, reason) for d in deliveries]
+    _record(ctx, session, channel, version, outcomes, deliveries)
 
 
 def _retry_delay(outcome: Outcome, attempts: int) -> float:
