@@ -90,11 +90,28 @@ def _button(driver: Any, text: str) -> Any:
 
 
 def _submit_and_wait(driver: Any, element: Any) -> None:
-    """Click something that submits a form and wait for the next page to replace this one."""
-    from selenium.webdriver.support import expected_conditions as ec
+    """Click something that submits a form and wait for the next page to replace this one.
 
+    A marker set on the old page's window is gone once the new page has loaded. (Waiting for
+    the clicked element to go stale is racy: mid-navigation chromedriver can answer with an
+    inspector error instead of "stale".)"""
+    from selenium.common.exceptions import WebDriverException
+
+    driver.execute_script("window.__alertdOldPage = true;")
     element.click()
-    _wait(driver, ec.staleness_of(element))
+
+    def new_page_loaded(d: Any) -> bool:
+        try:
+            return bool(
+                d.execute_script(
+                    "return window.__alertdOldPage === undefined"
+                    " && document.readyState === 'complete';"
+                )
+            )
+        except WebDriverException:
+            return False  # Still navigating.
+
+    _wait(driver, new_page_loaded)
 
 
 def _login(driver: Any, base: str, username: str) -> None:
