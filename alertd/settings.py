@@ -23,6 +23,7 @@ class Settings:
     BROKER_URL: str
     SECRET_KEY: str
     PUBLIC_URL: str
+    PROXY_HOPS: int
     HOST: str
     PORT: int
     DEFAULT_ALERT_MINUTES: int

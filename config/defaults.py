@@ -12,6 +12,9 @@ SECRET_KEY = ""
 # The address the public reaches this service at; CAP links, SMS links and Twilio's signature
 # check use it, so behind a proxy it must be the outside address.
 PUBLIC_URL = "http://127.0.0.1:8000"
+# How many reverse proxies in front of the web processes set X-Forwarded-For and -Proto.
+# 0 (no proxy) trusts no such header; behind one nginx or load balancer, set 1.
+PROXY_HOPS = 0
 HOST = "127.0.0.1"
 PORT = 8000
 

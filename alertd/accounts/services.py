@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from alertd.accounts.models import ApiToken, User
 from alertd.actor import ROLES, Actor
 from alertd.audit.models import AuditEntry
-from alertd.audit.services import record
+from alertd.audit.services import record, storable
 from alertd.db import utcnow
 from alertd.errors import Forbidden, Invalid, TooManyRequests, Unauthenticated
 
@@ -120,6 +120,8 @@ def authenticate(
 ) -> User:
     """Check a password login. Failures are audited in the caller's transaction, and count
     towards the rate limit per account and per address."""
+    # What was typed is compared, counted and audited as storable text (no NUL bytes).
+    username = storable(username, 120)
     anonymous = Actor(None, username[:120] or "anonymous", "none", address, user_agent)
     if _throttled(session, username, address, window_seconds, max_failures):
         record(

@@ -163,16 +163,32 @@ def edit_alert(alert_id: int) -> tuple[Response, int]:
     return _answer(alert_id)
 
 
-def _reason() -> str:
+def _optional_body() -> dict[str, Any]:
+    """The body of an action, where one is optional: absent means {}."""
     body = request.get_json(silent=True)
     if body is None:
-        return ""
+        return {}
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
+    return body
+
+
+def _reason() -> str:
+    body = _optional_body()
     reason = body.get("reason", body.get("note", ""))
     if not isinstance(reason, str):
         raise Invalid("reason must be text.", fields={"reason": "must be text"})
     return reason
+
+
+def _approve(alert_id: int) -> object:
+    """Approve the alert; with a ``proposal_id``, approve that pending update instead (an
+    update is "approved like an alert"). Without one, approving an active alert changes
+    nothing, so a repeated click can never publish an update nobody reviewed."""
+    proposal_id = _optional_body().get("proposal_id")
+    if proposal_id is not None:
+        return services.approve_update(ctx(), alert_id, by=current_actor(), proposal_id=proposal_id)
+    return services.approve_alert(ctx(), alert_id, by=current_actor())
 
 
 def _action(name: str, call: Callable[[int], object]) -> None:
@@ -185,11 +201,16 @@ def _action(name: str, call: Callable[[int], object]) -> None:
 
 
 _action("submit", lambda i: services.submit_alert(ctx(), i, by=current_actor()))
-_action("approve", lambda i: services.approve_alert(ctx(), i, by=current_actor()))
+_action("approve", lambda i: _approve(i))
 _action("reject", lambda i: services.reject_alert(ctx(), i, _reason(), by=current_actor()))
 _action("cancel", lambda i: services.cancel_alert(ctx(), i, _reason(), by=current_actor()))
 _action("resolve", lambda i: services.resolve_alert(ctx(), i, _reason(), by=current_actor()))
-_action("update_approve", lambda i: services.approve_update(ctx(), i, by=current_actor()))
+_action(
+    "update_approve",
+    lambda i: services.approve_update(
+        ctx(), i, by=current_actor(), proposal_id=_optional_body().get("proposal_id")
+    ),
+)
 _action("update_reject", lambda i: services.reject_update(ctx(), i, _reason(), by=current_actor()))
 
 
@@ -205,28 +226,14 @@ def propose_update(alert_id: int) -> tuple[Response, int]:
 @bp.post("/alerts/<int:alert_id>/extend")
 @token_required
 def extend_alert(alert_id: int) -> tuple[Response, int]:
-    body = request.get_json(silent=True) or {}
-    if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
-    minutes, until = body.get("minutes"), body.get("expires_at")
-    if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60
-    ):
-        raise Invalid(
-            "minutes must be a whole number from 1 to 1440.", fields={"minutes": "1 to 1440"}
-        )
-    until_dt = None
-    if until is not None:
-        try:
-            until_dt = datetime.fromisoformat(str(until))
-        except ValueError:
-            raise Invalid(
-                "expires_at must be an ISO-8601 date-time with an offset.",
-                fields={"expires_at": "invalid date-time"},
-            ) from None
-        if until_dt.tzinfo is None:
-            raise Invalid("expires_at needs a UTC offset.", fields={"expires_at": "no offset"})
-    services.extend_alert(ctx(), alert_id, by=current_actor(), minutes=minutes, until=until_dt)
+    body = _optional_body()
+    services.extend_alert(
+        ctx(),
+        alert_id,
+        by=current_actor(),
+        minutes=body.get("minutes"),
+        until=body.get("expires_at"),
+    )
     return _answer(alert_id)
 
 

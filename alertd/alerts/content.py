@@ -3,19 +3,21 @@ error names the field and says what is wrong, and nothing unchecked reaches a fe
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd.alerts.criteria import RuleSet
 from alertd.db import utcnow
 
 STATUSES = ("Actual", "Exercise", "Test")
-_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+# Used with fullmatch: "$" would also accept a trailing newline, which then breaks a header.
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 # XML 1.0 allows tab, newline, carriage return and these ranges; anything else breaks a feed.
 _XML_FORBIDDEN = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_GEOCODE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
+_GEOCODE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,40}")
 
 TEXT_LIMITS = {"short": 200, "long": 4000}
 CHILD_FIELDS = ("name", "sex", "hair", "eyes", "clothing", "marks")
@@ -24,6 +26,11 @@ VEHICLE_FIELDS = ("make", "model", "colour", "plate", "plate_region")
 TOP_TEXT_FIELDS = ("case_reference", "last_seen_place", "direction_of_travel", "tip_line")
 LONG_TEXT_FIELDS = ("description", "instruction")
 MAX_ITEMS = 10
+# Enough for a county outline; a feed entry must stay small (DOMAIN.md section 4).
+MAX_POINTS = 500
+# Last seen: a little clock skew into the future, and no further back than a month.
+LAST_SEEN_FUTURE = timedelta(minutes=10)
+LAST_SEEN_PAST = timedelta(days=31)
 
 
 class ContentErrors(Exception):
@@ -37,7 +44,10 @@ class _Checker:
         self.errors: dict[str, str] = {}
 
     def fail(self, path: str, message: str) -> None:
-        self.errors.setdefault(path, message)
+        # Paths carry keys the client chose; they are echoed back and audited, so they must be
+        # short and encodable (a lone surrogate cannot be hashed or stored).
+        safe = path.encode("utf-8", "backslashreplace").decode("utf-8")[:200]
+        self.errors.setdefault(safe, message)
 
     def text(self, path: str, value: Any, limit: int) -> str:
         if value is None:
@@ -65,8 +75,12 @@ class _Checker:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            number = int(value) if integer else float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+            if not math.isfinite(number) or (integer and not number.is_integer()):
+                raise ValueError
+            if integer:
+                number = int(number)
+        except (TypeError, ValueError, OverflowError):
             self.fail(path, "must be a whole number" if integer else "must be a number")
             return None
         if not low <= number <= high:
@@ -102,6 +116,11 @@ class _Checker:
             return None
         if parsed.tzinfo is None:
             self.fail(path, "must include a UTC offset, like 2026-11-28T14:05:00-05:00")
+            return None
+        try:
+            parsed.astimezone(UTC)
+        except OverflowError:
+            self.fail(path, "is out of range")
             return None
         return parsed.replace(microsecond=0)
 
@@ -157,7 +176,7 @@ def _area(c: _Checker, path: str, item: Mapping[str, Any]) -> dict[str, Any]:
         geocodes = {}
     area["geocodes"] = {}
     for name, value in geocodes.items():
-        if not _GEOCODE_NAME.match(str(name)):
+        if not _GEOCODE_NAME.fullmatch(str(name)):
             c.fail(f"{path}.geocodes", f"{str(name)[:40]!r} is not a valid geocode name")
             continue
         area["geocodes"][str(name)] = c.text(f"{path}.geocodes.{name}", value, 100)
@@ -166,12 +185,16 @@ def _area(c: _Checker, path: str, item: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(polygon, list):
             c.fail(f"{path}.polygon", "must be a list of [lat, lon] points")
         else:
-            points = [_point(c, f"{path}.polygon[{i}]", p) for i, p in enumerate(polygon)]
+            points = [
+                _point(c, f"{path}.polygon[{i}]", p) for i, p in enumerate(polygon[:MAX_POINTS])
+            ]
             clean = [p for p in points if p is not None]
-            if len(clean) == len(points):
+            if len(polygon) > MAX_POINTS:
+                c.fail(f"{path}.polygon", f"at most {MAX_POINTS} points")
+            elif len(clean) == len(points):
                 if clean and clean[0] != clean[-1]:
                     clean.append(clean[0])  # Close the ring as CAP requires; officers forget.
-                if len(clean) < 4:
+                if len(set(clean)) < 3:
                     c.fail(f"{path}.polygon", "needs at least three distinct points")
                 area["polygon"] = [list(p) for p in clean]
     circle = item.get("circle")
@@ -234,10 +257,14 @@ def parse_content(
     out["vehicles"] = _objects(c, raw, "vehicles", lambda p, i: _vehicle(c, p, i))
     out["areas"] = _objects(c, raw, "areas", lambda p, i: _area(c, p, i))
     last_seen = c.datetime("last_seen_at", raw.get("last_seen_at"))
+    if last_seen is not None and last_seen > utcnow() + LAST_SEEN_FUTURE:
+        c.fail("last_seen_at", "is in the future")
+    elif last_seen is not None and last_seen < utcnow() - LAST_SEEN_PAST:
+        c.fail("last_seen_at", "is more than a month ago")
     out["last_seen_at"] = last_seen.isoformat() if last_seen else ""
     languages = raw.get("languages") or ["en-US"]
     if not isinstance(languages, list) or not all(
-        isinstance(x, str) and _LANGUAGE.match(x) for x in languages
+        isinstance(x, str) and _LANGUAGE.fullmatch(x) for x in languages
     ):
         c.fail("languages", "must be a list of language tags like en-US or fr-FR")
         languages = ["en-US"]

@@ -44,7 +44,7 @@ class Alert(Base):
     state: Mapped[str] = mapped_column(String(12), default=DRAFT)
     status: Mapped[str] = mapped_column(String(10))
     jurisdiction: Mapped[str] = mapped_column(String(40))
-    case_reference: Mapped[str] = mapped_column(String(80), default="")
+    case_reference: Mapped[str] = mapped_column(String(200), default="")
     # The body as the API names it; for a live alert, what its latest version published.
     content: Mapped[dict[str, Any]]
     expires_at: Mapped[datetime]
@@ -81,6 +81,9 @@ class Proposal(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
     content: Mapped[dict[str, Any]]
     expires_at: Mapped[datetime]
+    # The alert's expiry when this was proposed: if the proposal kept it, an extension approved
+    # meanwhile is not undone by approving the proposal.
+    base_expires_at: Mapped[datetime | None]
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id"))
     state: Mapped[str] = mapped_column(String(12), default=PENDING)
     proposed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

@@ -161,6 +161,7 @@ ERROR = _obj(
     ["error", "message"],
 )
 REASON = _obj({"reason": _TEXT})
+PROPOSAL = _obj({"proposal_id": {"type": "integer", "description": "pending_update.id"}})
 
 
 def _responses(ok: str, *extra: int) -> dict[str, Any]:
@@ -261,7 +262,9 @@ def openapi_document() -> dict[str, Any]:
             },
             "/api/v1/alerts/{alert_id}/submit": _action("Submit for approval (officer)"),
             "/api/v1/alerts/{alert_id}/approve": _action(
-                "Approve (supervisor, not the submitter); publishes version 1"
+                "Approve (supervisor, not the submitter); publishes version 1. With a "
+                "proposal_id, approves that pending update instead",
+                PROPOSAL,
             ),
             "/api/v1/alerts/{alert_id}/reject": _action("Return to draft (supervisor)", REASON),
             "/api/v1/alerts/{alert_id}/update": _action(
@@ -270,7 +273,9 @@ def openapi_document() -> dict[str, Any]:
                 "202",
             ),
             "/api/v1/alerts/{alert_id}/update/approve": _action(
-                "Approve the pending update (supervisor, not the proposer)"
+                "Approve the pending update (supervisor, not the proposer); proposal_id names "
+                "the update reviewed, and a replaced one is refused with 409",
+                PROPOSAL,
             ),
             "/api/v1/alerts/{alert_id}/update/reject": _action("Reject the pending update", REASON),
             "/api/v1/alerts/{alert_id}/cancel": _action(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
@@ -28,7 +29,12 @@ def store_photo(session: Session, data: bytes, *, max_bytes: int) -> Photo:
             fields={"photo": "too large"},
         )
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        # Pillow warns (or raises, past twice its limit) on decompression bombs; both are a
+        # refusal here, whatever the warning filters are.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             kind = image.format
             width, height = image.size
             if width * height > MAX_PIXELS:
@@ -36,6 +42,10 @@ def store_photo(session: Session, data: bytes, *, max_bytes: int) -> Photo:
                     "The photo's dimensions are too large.", fields={"photo": "too many pixels"}
                 )
             image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise Invalid(
+            "The photo's dimensions are too large.", fields={"photo": "too many pixels"}
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise Invalid(
             "The photo is not a readable JPEG or PNG image.", fields={"photo": "not an image"}

@@ -342,6 +342,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         if proposal is not None:
             preview = Version(content=proposal.content, kind="update", status=alert.status)
             proposal_view = {
+                "id": proposal.id,
                 "by": names.get(proposal.proposed_by_id, "?"),
                 "at": proposal.proposed_at,
                 "changes": _diff(alert.content, proposal.content),
@@ -463,23 +464,12 @@ def reject(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/cancel")
 @login_required
 def cancel(alert_id: int) -> ResponseReturnValue:
-    reason = _reason().strip()
-    if not reason:
-        # The reason is the confirmation step of a one-click cancel, and the record of why.
-        missing = ServiceError(
-            "Give a reason to cancel the alert.", fields={"reason": "is required"}
-        )
-        return _render_show(
-            alert_id,
-            status=400,
-            error=missing,
-            failed="cancel",
-            form=values_from_request(request.form),
-        )
+    # The reason is the confirmation step of a one-click cancel; the service requires it, after
+    # the role check, so an officer is refused as an officer whatever was typed.
     return _act(
         alert_id,
         "cancel",
-        lambda: services.cancel_alert(ctx(), alert_id, reason, by=_actor()),
+        lambda: services.cancel_alert(ctx(), alert_id, _reason(), by=_actor()),
         "Cancelled.",
     )
 
@@ -498,26 +488,13 @@ def resolve(alert_id: int) -> ResponseReturnValue:
 @bp.post("/alerts/<int:alert_id>/extend")
 @login_required
 def extend(alert_id: int) -> ResponseReturnValue:
-    settings = ctx().settings
-    raw = request.form.get("minutes", "").strip()
-    try:
-        minutes = int(raw) if raw else settings.EXTEND_MINUTES
-    except ValueError:
-        minutes = 0
-    # Bounded here as well: a huge number would overflow the date arithmetic, not be refused.
-    if not 1 <= minutes <= settings.MAX_ALERT_HOURS * 60:
-        bad = ServiceError(
-            "Give the extension in minutes.",
-            fields={"minutes": f"a whole number from 1 to {settings.MAX_ALERT_HOURS * 60}"},
-        )
-        return _render_show(
-            alert_id, status=400, error=bad, failed="extend", form=values_from_request(request.form)
-        )
+    # The service checks the raw minutes after the role, so a refusal is audited as such.
+    raw = request.form.get("minutes", "").strip() or ctx().settings.EXTEND_MINUTES
     return _act(
         alert_id,
         "extend",
-        lambda: services.extend_alert(ctx(), alert_id, by=_actor(), minutes=minutes),
-        f"Extended by {minutes} minutes; an update is going out.",
+        lambda: services.extend_alert(ctx(), alert_id, by=_actor(), minutes=raw),
+        f"Extended by {raw} minutes; an update is going out.",
     )
 
 
@@ -527,7 +504,9 @@ def approve_update(alert_id: int) -> ResponseReturnValue:
     return _act(
         alert_id,
         "approve_update",
-        lambda: services.approve_update(ctx(), alert_id, by=_actor()),
+        lambda: services.approve_update(
+            ctx(), alert_id, by=_actor(), proposal_id=request.form.get("proposal_id", "")
+        ),
         "Update approved and going out.",
     )
 

@@ -40,6 +40,24 @@ def entry_payload(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def storable(text: str, limit: int | None = None) -> str:
+    """Text that any database column takes: what a client sent (a refused login's name, a
+    header) may hold NUL or lone surrogates, which PostgreSQL and UTF-8 refuse; they are kept
+    visible as escapes rather than failing the audit entry."""
+    safe = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe[:limit] if limit is not None else safe
+
+
+def _storable_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): _storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable_json(v) for v in value]
+    return json.loads(canonical_json(value))
+
+
 def compute_hash(prev_hash: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(payload)).encode()).hexdigest()
 
@@ -92,15 +110,15 @@ def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditE
             seq=head.seq + 1,
             at=now,
             actor_id=actor.user_id if actor else None,
-            actor_name=actor.username if actor else "anonymous",
+            actor_name=storable(actor.username, 120) if actor else "anonymous",
             role=actor.role if actor else "none",
             action=rec.action,
             outcome=rec.outcome,
             target_type=rec.target_type,
-            target_id=None if rec.target_id is None else str(rec.target_id),
-            address=actor.address if actor else None,
-            user_agent=actor.user_agent if actor else None,
-            detail=json.loads(canonical_json(rec.detail or {})),
+            target_id=None if rec.target_id is None else storable(str(rec.target_id), 60),
+            address=storable(actor.address, 64) if actor and actor.address else None,
+            user_agent=storable(actor.user_agent, 500) if actor and actor.user_agent else None,
+            detail=_storable_json(rec.detail or {}),
             prev_hash=head.hash,
             hash="",
         )

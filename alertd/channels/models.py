@@ -35,6 +35,8 @@ class Dispatch(Base):
     lease_until: Mapped[datetime | None]
     planned_at: Mapped[datetime | None]
     planned_count: Mapped[int] = mapped_column(default=0)
+    # Planning attempts; a channel whose planning keeps failing ends "failed", not retried forever.
+    plan_attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str] = mapped_column(Text, default="")
 
 

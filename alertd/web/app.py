@@ -50,8 +50,13 @@ def create_app(
     if test_config:
         app.config.update(test_config)
     app.extensions["alertd"] = context
-    # Behind one reverse proxy, trust its X-Forwarded-For and X-Forwarded-Proto.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    if settings.PROXY_HOPS:
+        # Only behind proxies we run: otherwise any client could choose its own address, and
+        # with it dodge the login throttle and forge the audit trail's "from where".
+        hops = settings.PROXY_HOPS
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops
+        )
     csrf.init_app(app)
     register_filters(app)
 

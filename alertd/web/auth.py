@@ -21,8 +21,8 @@ def ctx() -> Context:
 
 
 def client_address() -> str | None:
-    # Behind a proxy, ProxyFix (enabled by ALERTD settings) has already rewritten remote_addr.
-    return request.remote_addr
+    # With ALERTD_PROXY_HOPS set, ProxyFix has already taken this from X-Forwarded-For.
+    return request.remote_addr[:64] if request.remote_addr else None
 
 
 def request_actor(user: User) -> Actor:

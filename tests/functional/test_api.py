@@ -60,7 +60,10 @@ def test_the_issue_scenario_alert_update_cancel_through_the_api(
         f"{url}/update", json=alert_body(direction_of_travel="south"), headers=officer_h
     )
     assert proposed.status_code == 202
-    updated = client.post(f"{url}/update/approve", headers=supervisor_h).get_json()
+    proposal_id = proposed.get_json()["pending_update"]["id"]
+    updated = client.post(
+        f"{url}/update/approve", json={"proposal_id": proposal_id}, headers=supervisor_h
+    ).get_json()
     first, update = updated["versions"]
     assert update["msg_type"] == "Update"
     assert [r["identifier"] for r in update["references"]] == [first["identifier"]]
@@ -93,7 +96,13 @@ def test_the_same_officer_cannot_approve_their_own_update(
     # The supervisor proposes nothing; an officer does, and only someone else may approve it.
     client.post(f"{url}/update", json=alert_body(tip_line="+1 800 555 0100"), headers=officer_h)
 
-    assert client.post(f"{url}/update/approve", headers=officer_h).status_code == 403
+    pending = client.get(url, headers=officer_h).get_json()["pending_update"]["id"]
+    assert (
+        client.post(
+            f"{url}/update/approve", json={"proposal_id": pending}, headers=officer_h
+        ).status_code
+        == 403
+    )
     assert client.get(url, headers=officer_h).get_json()["pending_update"] is not None
 
 

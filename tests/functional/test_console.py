@@ -449,7 +449,14 @@ def test_an_update_is_proposed_through_the_form_and_approved(
     login(client, "supervisor1")
     page = client.get(f"/alerts/{alert.id}")
     assert "Proposed update" in page.text and "7XYZ123" in page.text
-    assert client.post(f"/alerts/{alert.id}/update/approve").status_code == 302
+    proposal_id = re.search(r'name="proposal_id" value="(\d+)"', page.text)
+    assert proposal_id is not None
+    assert (
+        client.post(
+            f"/alerts/{alert.id}/update/approve", data={"proposal_id": proposal_id.group(1)}
+        ).status_code
+        == 302
+    )
     with ctx.db.session() as session:
         kinds = [
             v.kind

@@ -41,14 +41,18 @@ def test_cancel_racing_an_update_approval_leaves_a_consistent_alert(
     alert = services.create_alert(ctx, alert_body(), by=officer)
     services.submit_alert(ctx, alert.id, by=officer)
     services.approve_alert(ctx, alert.id, by=supervisor)
-    services.propose_update(ctx, alert.id, alert_body(tip_line="+1 800 555 0111"), by=officer)
+    proposal = services.propose_update(
+        ctx, alert.id, alert_body(tip_line="+1 800 555 0111"), by=officer
+    )
 
     def cancel() -> str:
         return services.cancel_alert(ctx, alert.id, "found", by=operator).state
 
     def approve() -> str:
         try:
-            return services.approve_update(ctx, alert.id, by=supervisor).state
+            return services.approve_update(
+                ctx, alert.id, by=supervisor, proposal_id=proposal.id
+            ).state
         except ServiceError as error:
             return error.code
 

@@ -64,7 +64,13 @@ def _require(actor: Actor, permission: str, action: str, alert: Alert | None) ->
         )
 
 
+# The largest id either database stores; a larger one in a URL is simply not an alert.
+MAX_ID = 2**63 - 1
+
+
 def _load(session: Session, alert_id: int, *, lock: bool = True) -> Alert:
+    if not 0 < alert_id <= MAX_ID:
+        raise NotFound(f"No alert {alert_id}.")
     query = select(Alert).where(Alert.id == alert_id)
     if lock:
         query = query.with_for_update()
@@ -83,7 +89,8 @@ def _parse(
             raw,
             rule_sets=ctx.rule_sets,
             default_jurisdiction=settings.DEFAULT_JURISDICTION,
-            default_expires=utcnow() + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
+            default_expires=utcnow().replace(microsecond=0)
+            + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
             max_hours=settings.MAX_ALERT_HOURS,
         )
     except ContentErrors as errors:

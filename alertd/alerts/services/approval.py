@@ -94,6 +94,9 @@ def propose_update(
         alert = _load(session, alert_id)
         _require(by, "alert.propose_update", "alert.propose_update", alert)
         _require_state(alert, ACTIVE, by, "alert.propose_update", "an active alert can be updated")
+        if isinstance(raw, dict) and not raw.get("expires_at"):
+            # An update that says nothing about expiry keeps the alert's, not a fresh default.
+            raw = dict(raw, expires_at=alert.expires_at.isoformat())
         content = _parse(ctx, raw, by, "alert.propose_update", alert)
         if content["status"] != alert.status:
             raise _refusal(
@@ -122,6 +125,7 @@ def propose_update(
             alert=alert,
             content=content,
             expires_at=expires_of(content),
+            base_expires_at=alert.expires_at,
             photo_id=photo_id or alert.photo_id,
             proposed_by_id=by.user_id,
         )
@@ -140,7 +144,9 @@ def propose_update(
         return proposal
 
 
-def approve_update(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
+def approve_update(ctx: Context, alert_id: int, *, by: Actor, proposal_id: object) -> Alert:
+    """Approve the pending update the approver reviewed, named by ``proposal_id``: if another
+    proposal replaced it meanwhile, nothing is published and the approver is told."""
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.approve", "alert.approve_update", alert)
@@ -153,14 +159,28 @@ def approve_update(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
                 "alert.approve_update",
                 alert,
             )
+        if str(proposal_id).strip() != str(proposal.id):
+            raise _refusal(
+                Conflict,
+                "The update you reviewed is no longer the pending one; review the current "
+                "proposal and approve that.",
+                by,
+                "alert.approve_update",
+                alert,
+                {"proposal_id": f"the pending update is {proposal.id}"},
+            )
         _check_second_person(by, {proposal.proposed_by_id}, "alert.approve_update", alert)
         now = utcnow()
         if proposal.expires_at <= now:
             raise _refusal(
                 Conflict, "The proposed expiry has passed.", by, "alert.approve_update", alert
             )
-        before, after = _changed(alert.content, proposal.content)
-        _apply_content(alert, proposal.content)
+        content = proposal.content
+        if proposal.expires_at == proposal.base_expires_at:
+            # The proposer left the expiry alone: an extension approved since then stands.
+            content = dict(content, expires_at=alert.expires_at.isoformat())
+        before, after = _changed(alert.content, content)
+        _apply_content(alert, content)
         alert.photo_id = proposal.photo_id
         proposal.state, proposal.decided_by_id, proposal.decided_at = "approved", by.user_id, now
         version = _publish(ctx, session, alert, "update", "Update", by, now)
@@ -182,7 +202,7 @@ def reject_update(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Ale
         alert = _load(session, alert_id)
         _require(by, "alert.reject", "alert.reject_update", alert)
         proposal = alert.pending_proposal
-        if proposal is None:
+        if alert.state != ACTIVE or proposal is None:
             raise _refusal(
                 Conflict, "There is no pending update to reject.", by, "alert.reject_update", alert
             )

@@ -29,7 +29,7 @@ from alertd.alerts.services._common import (
 from alertd.alerts.services.publication import _publish
 from alertd.context import Context
 from alertd.db import utcnow
-from alertd.errors import Conflict, Invalid
+from alertd.errors import Conflict, Invalid, ServiceError
 
 
 def cancel_alert(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Alert:
@@ -71,9 +71,7 @@ def _end(
             content = dict(alert.content, ending_note=reason)
             alert.content = content
             detail["version"] = _publish(ctx, session, alert, kind, msg_type, by, now).identifier
-        for proposal in alert.proposals:
-            if proposal.state == PENDING:
-                proposal.state, proposal.decided_at, proposal.reason = "replaced", now, state
+        _close_proposals(alert, now, state)
         _audit(
             session,
             by,
@@ -91,25 +89,19 @@ def extend_alert(
     alert_id: int,
     *,
     by: Actor,
-    minutes: int | None = None,
-    until: datetime | None = None,
+    minutes: object = None,
+    until: object = None,
 ) -> Alert:
-    """Push the expiry back. What went out is never edited, so this publishes an Update."""
+    """Push the expiry back. What went out is never edited, so this publishes an Update.
+
+    ``minutes`` and ``until`` may be raw input (text from a form or JSON): they are checked
+    here, after the role, so a wrong role is refused as such whatever it typed."""
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.extend", "alert.extend", alert)
         _require_state(alert, ACTIVE, by, "alert.extend", "an active alert can be extended")
         now = utcnow()
-        max_minutes = ctx.settings.MAX_ALERT_HOURS * 60
-        if minutes is not None and not 1 <= minutes <= max_minutes:
-            raise _refusal(
-                Invalid,
-                f"Extend by 1 to {max_minutes} minutes.",
-                by,
-                "alert.extend",
-                alert,
-                {"minutes": f"must be from 1 to {max_minutes}"},
-            )
+        minutes, until = _extension(ctx, alert, by, minutes, until)
         if until is None:
             step = ctx.settings.EXTEND_MINUTES if minutes is None else minutes
             until = max(alert.expires_at, now) + timedelta(minutes=step)
@@ -148,6 +140,46 @@ def extend_alert(
         return alert
 
 
+def _close_proposals(alert: Alert, now: datetime, ending: str) -> None:
+    """An ended alert has nothing left to update: its pending proposal is closed with it."""
+    for proposal in alert.proposals:
+        if proposal.state == PENDING:
+            proposal.state, proposal.decided_at, proposal.reason = "replaced", now, ending
+
+
+def _extension(
+    ctx: Context, alert: Alert, by: Actor, minutes: object, until: object
+) -> tuple[int | None, datetime | None]:
+    max_minutes = ctx.settings.MAX_ALERT_HOURS * 60
+
+    def bad(field: str, message: str) -> ServiceError:
+        return _refusal(
+            Invalid, f"{field}: {message}.", by, "alert.extend", alert, {field: message}
+        )
+
+    if minutes in (None, ""):
+        minutes = None
+    else:
+        try:
+            if isinstance(minutes, bool | float):
+                raise ValueError
+            minutes = int(str(minutes).strip())
+        except ValueError:
+            raise bad("minutes", f"a whole number from 1 to {max_minutes}") from None
+        if not 1 <= minutes <= max_minutes:
+            raise bad("minutes", f"a whole number from 1 to {max_minutes}")
+    if until in (None, ""):
+        until = None
+    elif not isinstance(until, datetime):
+        try:
+            until = datetime.fromisoformat(str(until).strip())
+        except ValueError:
+            raise bad("expires_at", "an ISO-8601 date-time with a UTC offset") from None
+    if until is not None and until.tzinfo is None:
+        raise bad("expires_at", "needs a UTC offset")
+    return minutes, until
+
+
 def expire_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert | None:
     """Expire an active alert whose time has passed; None when there is nothing to do."""
     with ctx.db.transaction() as session:
@@ -157,6 +189,7 @@ def expire_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert | None:
         if alert.state != ACTIVE or alert.expires_at > now:
             return None
         alert.state, alert.ended_at, alert.updated_at = EXPIRED, now, now
+        _close_proposals(alert, now, EXPIRED)
         version = _publish(ctx, session, alert, "expire", "Cancel", by, now)
         _audit(
             session,

@@ -12,8 +12,11 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from alertd.actor import SYSTEM
 from alertd.alerts.models import Version
+from alertd.audit.services import record
 from alertd.channels.models import (
+    D_FAILED,
     D_PENDING,
     D_PLANNED,
     D_PLANNING,
@@ -23,6 +26,7 @@ from alertd.channels.models import (
     Dispatch,
 )
 from alertd.channels.registry import (
+    Channel,
     registry_for,
 )
 from alertd.context import Context
@@ -37,6 +41,7 @@ DELIVER_TASK = "alertd.deliver_batch"
 # A task that took a delivery row but did not come back within this long is presumed lost.
 REENQUEUE_AFTER_SECONDS = 30
 PLAN_LEASE_SECONDS = 120
+MAX_PLAN_ATTEMPTS = 5
 
 
 def dispatch_version(ctx: Context, message_id: int) -> list[int]:
@@ -104,7 +109,11 @@ def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
                         (Dispatch.state == D_PLANNING) & (Dispatch.lease_until < now),
                     ),
                 )
-                .values(state=D_PLANNING, lease_until=now + timedelta(seconds=PLAN_LEASE_SECONDS))
+                .values(
+                    state=D_PLANNING,
+                    lease_until=now + timedelta(seconds=PLAN_LEASE_SECONDS),
+                    plan_attempts=Dispatch.plan_attempts + 1,
+                )
             )
         )
         if not claimed:
@@ -115,13 +124,43 @@ def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
         assert version is not None
     channel = registry_for(ctx).get(dispatch.channel)
     if channel is None:
-        with ctx.db.transaction() as session:
-            session.execute(
-                update(Dispatch)
-                .where(Dispatch.id == dispatch_id)
-                .values(state="failed", error=f"channel {dispatch.channel!r} is not registered")
-            )
+        _fail_dispatch(ctx, dispatch, f"channel {dispatch.channel!r} is not registered")
         return 0
+    try:
+        return _write_deliveries(ctx, channel, dispatch, version)
+    except Exception as exc:
+        # Planning is retried when its lease runs out (a subscriber query may fail for a
+        # moment); a channel that keeps failing is marked failed and shown, not retried forever.
+        log.exception("planning dispatch %s failed", dispatch_id)
+        if dispatch.plan_attempts >= MAX_PLAN_ATTEMPTS:
+            _fail_dispatch(ctx, dispatch, f"planning failed {dispatch.plan_attempts} times: {exc}")
+        return 0
+
+
+def _fail_dispatch(ctx: Context, dispatch: Dispatch, error: str) -> None:
+    with ctx.db.transaction() as session:
+        session.execute(
+            update(Dispatch)
+            .where(Dispatch.id == dispatch.id)
+            .values(state=D_FAILED, error=error[:2000], lease_until=None)
+        )
+        record(
+            session,
+            actor=SYSTEM,
+            action="dispatch.failed",
+            outcome="refused",
+            target_type="dispatch",
+            target_id=dispatch.id,
+            detail={
+                "channel": dispatch.channel,
+                "version_id": dispatch.version_id,
+                "error": error[:500],
+            },
+        )
+
+
+def _write_deliveries(ctx: Context, channel: Channel, dispatch: Dispatch, version: Version) -> int:
+    dispatch_id = dispatch.id
     total, size = 0, ctx.settings.DELIVERY_BATCH_SIZE
     for batch in _batched(channel.plan(ctx, version), size):
         with ctx.db.transaction() as session:

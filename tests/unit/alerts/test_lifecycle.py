@@ -90,10 +90,10 @@ def test_update_then_cancel_reference_every_live_earlier_version(
     ctx: Context, officer: Actor, supervisor: Actor
 ) -> None:
     alert = _active(ctx, officer, supervisor)
-    services.propose_update(
+    proposal = services.propose_update(
         ctx, alert.id, alert_body(direction_of_travel="west on Route 9"), by=officer
     )
-    services.approve_update(ctx, alert.id, by=supervisor)
+    services.approve_update(ctx, alert.id, by=supervisor, proposal_id=proposal.id)
     services.cancel_alert(ctx, alert.id, "issued in error", by=supervisor)
 
     first, update, cancel = _versions(ctx, alert.id)

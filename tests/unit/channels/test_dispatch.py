@@ -14,6 +14,7 @@ from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
+from alertd.channels.dispatch import fanout
 from alertd.channels.models import Delivery, Dispatch
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry, _registries
 from alertd.context import Context
@@ -206,3 +207,31 @@ def test_an_expired_lease_of_an_idempotent_channel_is_retried(
     assert dispatch.reclaim_expired_leases(ctx) == 7
 
     assert set(_states(ctx)) == {"retry_wait"}
+
+
+def test_a_channel_whose_planning_keeps_failing_ends_failed_not_retried_forever(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    channel: ScriptedChannel,
+    officer: Actor,
+    supervisor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_plan(ctx: Context, version: Version) -> Iterable[str]:
+        raise RuntimeError("subscriber lookup failed")
+
+    monkeypatch.setattr(channel, "plan", broken_plan)
+    _active(ctx, officer, supervisor)
+    run_tasks(ctx, publisher)
+
+    for _ in range(fanout.MAX_PLAN_ATTEMPTS):
+        with ctx.db.transaction() as session:  # The planning lease runs out.
+            for row in session.execute(select(Dispatch)).scalars():
+                row.lease_until = utcnow() - timedelta(seconds=1)
+        dispatch.resume_stalled(ctx)
+        run_tasks(ctx, publisher)
+
+    with ctx.db.session() as session:
+        row = session.execute(select(Dispatch)).scalar_one()
+        assert (row.state, row.plan_attempts) == ("failed", fanout.MAX_PLAN_ATTEMPTS)
+        assert "subscriber lookup failed" in row.error

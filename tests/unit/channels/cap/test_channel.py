@@ -51,8 +51,10 @@ def test_a_version_maps_onto_the_builder_input(
 ) -> None:
     settings = ctx.settings.with_overrides(CAP_IPAWS=True, CAP_SENDER_NAME="Springfield PD")
     alert = _approved(ctx, officer, supervisor)
-    services.propose_update(ctx, alert.id, alert_body(description="Seen at the mall."), by=officer)
-    services.approve_update(ctx, alert.id, by=supervisor)
+    proposal = services.propose_update(
+        ctx, alert.id, alert_body(description="Seen at the mall."), by=officer
+    )
+    services.approve_update(ctx, alert.id, by=supervisor, proposal_id=proposal.id)
     with ctx.db.session() as session:
         first, second = session.execute(
             select(Version).where(Version.alert_id == alert.id).order_by(Version.seq)
