@@ -21,7 +21,7 @@ from alertd.actor import Actor
 from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
-from alertd.channels.cap.feeds import PUBLIC, build_feeds, max_document_id
+from alertd.channels.cap.feeds import PUBLIC, build_feeds, document_fingerprint
 from alertd.channels.cap.message import CAP_NS, DSIG_NS
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.signing import verify_cap
@@ -68,8 +68,8 @@ class Desk:
         return approved
 
     def update(self, alert: Alert, **body: Any) -> None:
-        services.propose_update(self.ctx, alert.id, alert_body(**body), by=self.officer)
-        services.approve_update(self.ctx, alert.id, by=self.supervisor)
+        proposal = services.propose_update(self.ctx, alert.id, alert_body(**body), by=self.officer)
+        services.approve_update(self.ctx, alert.id, by=self.supervisor, proposal_id=proposal.id)
         self.run()
 
     def cancel(self, alert: Alert) -> None:
@@ -136,12 +136,16 @@ def test_alert_update_cancel_gives_three_permanent_documents_and_one_live_entry(
 
     # The Cancel stays for the retention window, then leaves.
     with ctx.db.session() as session:
-        max_id = max_document_id(ctx.db)
+        fingerprint = document_fingerprint(ctx.db)
         later = utcnow() + timedelta(hours=ctx.settings.FEED_RETENTION_HOURS, minutes=1)
         inside = build_feeds(
-            session, ctx.settings, PUBLIC, max_id=max_id, now=utcnow() + timedelta(hours=23)
+            session,
+            ctx.settings,
+            PUBLIC,
+            fingerprint=fingerprint,
+            now=utcnow() + timedelta(hours=23),
         )
-        after = build_feeds(session, ctx.settings, PUBLIC, max_id=max_id, now=later)
+        after = build_feeds(session, ctx.settings, PUBLIC, fingerprint=fingerprint, now=later)
     assert _cap_url(v3.identifier).encode() in inside.bodies["cap.atom"]
     assert b"<entry>" not in after.bodies["cap.atom"]
     assert inside.valid_until is not None and inside.valid_until > utcnow()
@@ -150,13 +154,13 @@ def test_alert_update_cancel_gives_three_permanent_documents_and_one_live_entry(
 def test_an_alert_leaves_the_feeds_at_its_expiry(desk: Desk, ctx: Context) -> None:
     alert = desk.approve()
     with ctx.db.session() as session:
-        max_id = max_document_id(ctx.db)
-        now = build_feeds(session, ctx.settings, PUBLIC, max_id=max_id)
+        fingerprint = document_fingerprint(ctx.db)
+        now = build_feeds(session, ctx.settings, PUBLIC, fingerprint=fingerprint)
         later = build_feeds(
             session,
             ctx.settings,
             PUBLIC,
-            max_id=max_id,
+            fingerprint=fingerprint,
             now=alert.expires_at + timedelta(seconds=1),
         )
     assert now.valid_until == alert.expires_at
@@ -221,9 +225,14 @@ def test_geojson_has_polygons_and_circles(desk: Desk, client: FlaskClient) -> No
 
 
 def test_feeds_answer_304_from_the_cache_without_rebuilding(
-    desk: Desk, client: FlaskClient, app: Flask
+    desk: Desk, client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     desk.approve()
+    first = client.get("/feeds/cap.atom")
+    # Built this very second: no Last-Modified yet (see BuiltFeeds.http_last_modified).
+    assert "Last-Modified" not in first.headers
+    later = utcnow() + timedelta(seconds=2)
+    monkeypatch.setattr("alertd.channels.cap.views.utcnow", lambda: later)
     first = client.get("/feeds/cap.atom")
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
     assert etag.startswith('"') and not etag.startswith("W/")

@@ -54,21 +54,46 @@ CONTENT_TYPES = {
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# (number of documents, newest id): what a cached build is checked against on every request.
+Fingerprint = tuple[int, int]
+
 
 @dataclass(frozen=True)
 class BuiltFeeds:
     """The three feeds of one scope as they stand for one database state."""
 
     scope: str
-    max_id: int
+    fingerprint: Fingerprint
     # The next moment an entry leaves by expiry or retention; the build is stale from then on.
     valid_until: datetime | None
+    # The feeds' own <updated>/<lastBuildDate>, derived from the rows so that every process
+    # and the static writer produce the same bytes. It can predate the commit that made the
+    # newest document visible (created_at is set at insert), so it is no HTTP validator.
     last_modified: datetime
     bodies: Mapping[str, bytes]
     etags: Mapping[str, str] = field(default_factory=dict)
+    # Read from the clock after the build's queries: every commit and boundary this build
+    # reflects happened before it, which is what Last-Modified must be measured from.
+    built_at: datetime = _EPOCH
 
-    def fresh(self, max_id: int, now: datetime) -> bool:
-        return max_id == self.max_id and (self.valid_until is None or now < self.valid_until)
+    def fresh(self, fingerprint: Fingerprint, now: datetime) -> bool:
+        return fingerprint == self.fingerprint and (
+            self.valid_until is None or now < self.valid_until
+        )
+
+    def http_last_modified(self, now: datetime) -> datetime | None:
+        """The Last-Modified to send at `now`, or None to send none and rely on the ETag.
+
+        The value is the first whole second after this build (or its rows' own time, if a
+        writer's clock runs ahead), and it is only sent once that second has begun. A client
+        holding it therefore fetched after the build, and any later change is committed later
+        still and gets a later build, hence a later whole second: If-Modified-Since cannot
+        hide a change made within the second it was fetched in. A client that sends the Date
+        of a same-second response as If-Modified-Since is covered too, being below the value.
+        """
+        changed = max(self.built_at, self.last_modified)
+        stamp = changed.replace(microsecond=0) + timedelta(seconds=1)
+        return stamp if stamp <= now else None
 
 
 # URLs ------------------------------------------------------------------------------------------
@@ -231,8 +256,15 @@ def last_modified(session: Session, now: datetime, retention: timedelta) -> date
     return max(moments, default=_EPOCH).replace(microsecond=0)
 
 
-def max_document_id(db: Database) -> int:
-    """The newest document's id: the cheap half of the feed fingerprint, read on every request.
+def document_fingerprint(db: Database) -> Fingerprint:
+    """The feed fingerprint, read on every request: (number of documents, newest id).
+
+    The newest id alone misses a commit: PostgreSQL assigns ids at insert, so document N can
+    commit after N+1, and a feed built in between stays "fresh" once N appears. Documents are
+    never deleted, so the count rises with every commit of a new one; the newest id stays in
+    as a guard against a delete followed by an insert. Both come from one statement, so they
+    describe one snapshot. On PostgreSQL count(*) walks the primary-key index, which for one
+    row per published version is still a small read; no feed build happens when it matches.
 
     It goes through the raw DBAPI connection on purpose: the SQLAlchemy engine opens SQLite
     transactions with BEGIN IMMEDIATE (a write lock), and every poller taking the write lock
@@ -242,7 +274,7 @@ def max_document_id(db: Database) -> int:
     try:
         cursor = connection.cursor()
         try:
-            cursor.execute("SELECT max(id) FROM cap_documents")
+            cursor.execute("SELECT count(*), max(id) FROM cap_documents")
             row = cursor.fetchone()
         finally:
             cursor.close()
@@ -250,14 +282,19 @@ def max_document_id(db: Database) -> int:
             connection.rollback()  # psycopg opened a transaction; end it before pooling.
     finally:
         connection.close()
-    return int(row[0] or 0) if row else 0
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
 
 
 # Building --------------------------------------------------------------------------------------
 
 
 def build_feeds(
-    session: Session, settings: Settings, scope: str, *, max_id: int, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    scope: str,
+    *,
+    fingerprint: Fingerprint,
+    now: datetime | None = None,
 ) -> BuiltFeeds:
     now = now or utcnow()
     retention = _retention(settings)
@@ -269,7 +306,8 @@ def build_feeds(
         "alerts.geojson": geojson_feed(settings, documents),
     }
     etags = {name: strong_etag(body) for name, body in bodies.items()}
-    return BuiltFeeds(scope, max_id, boundary, modified, bodies, etags)
+    # The real clock even when `now` is given: this is when the rows were read.
+    return BuiltFeeds(scope, fingerprint, boundary, modified, bodies, etags, utcnow())
 
 
 def strong_etag(body: bytes) -> str:
@@ -445,28 +483,33 @@ def _shapes(areas: Iterable[Mapping[str, Any]]) -> Iterable[tuple[dict[str, Any]
 
 
 class FeedCache:
-    """Built feeds per scope, reused while the fingerprint (newest document id, next boundary)
-    holds. A poller's conditional request then costs one indexed ``max(id)`` and no build."""
+    """Built feeds per scope, reused while the fingerprint (document count and newest id) and
+    the next boundary hold. A poller's conditional request then costs one ``count(*), max(id)``
+    query and no build."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._built: dict[str, BuiltFeeds] = {}
         self.builds = 0  # how many times a feed was built; tests and the benchmark read it
 
-    def get(self, db: Database, settings: Settings, scope: str) -> BuiltFeeds:
-        max_id = max_document_id(db)
-        now = utcnow()
+    def get(
+        self, db: Database, settings: Settings, scope: str, *, now: datetime | None = None
+    ) -> BuiltFeeds:
+        # The clock is read before the fingerprint, so a commit that the returned build misses
+        # came after `now`: a caller deciding on Last-Modified with this `now` relies on that.
+        now = now or utcnow()
+        fingerprint = document_fingerprint(db)
         built = self._built.get(scope)
-        if built is not None and built.fresh(max_id, now):
+        if built is not None and built.fresh(fingerprint, now):
             return built
         # One build at a time: a burst of pollers after a change waits for one build instead
         # of each doing the same work.
         with self._lock:
             built = self._built.get(scope)
-            if built is not None and built.fresh(max_id, now):
+            if built is not None and built.fresh(fingerprint, now):
                 return built
             with db.session() as session:
-                built = build_feeds(session, settings, scope, max_id=max_id, now=now)
+                built = build_feeds(session, settings, scope, fingerprint=fingerprint, now=now)
             self._built[scope] = built
             self.builds += 1
             return built

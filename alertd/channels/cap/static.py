@@ -4,12 +4,16 @@ The layout mirrors the URLs (``cap/<identifier>.xml``, ``feeds/cap.atom``,
 ``feeds/test/cap.atom``...), so a web server whose root is the folder answers the same paths as
 the Flask routes, with the same bytes. Every file is written to a temporary file in the same
 folder and renamed over the old one, so a reader sees the old file or the new one, never half.
+
+nginx derives Last-Modified and its ETag ("mtime-size") from the file's whole-second mtime, so a
+file whose bytes change always gets a later whole-second mtime than before (write_atomically).
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -24,8 +28,8 @@ from alertd.channels.cap.feeds import (
     TEST,
     BuiltFeeds,
     build_feeds,
+    document_fingerprint,
     document_path,
-    max_document_id,
 )
 from alertd.channels.cap.models import CapDocument
 from alertd.context import Context
@@ -33,14 +37,20 @@ from alertd.db import utcnow
 
 log = logging.getLogger(__name__)
 
-# The folder's state as last written: (newest document id, next boundary) per scope, to skip a
-# rewrite when nothing changed (the periodic refresh calls this every sweep).
+# The folder's state as last written: the document fingerprint (count, newest id) and the next
+# boundary of both scopes, to skip a rewrite when nothing changed (the periodic refresh calls
+# this every sweep).
 _STATE_FILE = ".state"
 
 
 def write_atomically(path: Path, data: bytes) -> bool:
-    """Replace `path` with `data` unless it already holds exactly that; True if written."""
+    """Replace `path` with `data` unless it already holds exactly that; True if written.
+
+    The new file's mtime is a whole second later than the old one's: see next_mtime.
+    """
+    old_mtime: int | None = None
     try:
+        old_mtime = path.stat().st_mtime_ns // 1_000_000_000
         if path.read_bytes() == data:
             return False
     except FileNotFoundError:
@@ -54,11 +64,27 @@ def write_atomically(path: Path, data: bytes) -> bool:
             os.fsync(out.fileno())
         # mkstemp creates the file 0600; the web server reading the folder is another user.
         Path(temporary).chmod(0o644)
+        # Stamped before the rename, so no reader ever sees the new bytes with an old mtime.
+        stamp = next_mtime(old_mtime)
+        os.utime(temporary, (stamp, stamp))
         Path(temporary).replace(path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return True
+
+
+def next_mtime(old_seconds: int | None) -> int:
+    """The mtime for new bytes: the current whole second, but always after the old mtime's.
+
+    nginx answers If-Modified-Since by comparing it with the mtime to the second, and its ETag
+    is mtime-size: two writes within one second, same size, would leave both validators
+    unchanged and pollers would keep a cancelled alert. During a burst of writes the mtime
+    therefore runs a second or two ahead of the clock; it falls back to the clock once writes
+    are more than a second apart.
+    """
+    now = math.floor(utcnow().timestamp())
+    return now if old_seconds is None else max(now, old_seconds + 1)
 
 
 @contextmanager
@@ -110,7 +136,9 @@ def refresh_feed_dir(ctx: Context) -> list[Path]:
     """Rewrite the feeds if an entry has left by expiry or retention since the last write.
 
     Nothing but the clock moves a retention window's end, so something periodic (the sweeper)
-    must call this; it costs one ``max(id)`` and a file read when nothing is due.
+    must call this; it costs one ``count(*), max(id)`` and a file read when nothing is due. The
+    count also catches a document that committed after one with a higher id (PostgreSQL
+    assigns ids at insert), which the newest id alone would leave out of the files.
     """
     if not ctx.settings.FEED_DIR:
         return []
@@ -119,10 +147,11 @@ def refresh_feed_dir(ctx: Context) -> list[Path]:
         recorded = (folder / _STATE_FILE).read_text().split()
     except FileNotFoundError:
         recorded = []
+    count, max_id = document_fingerprint(ctx.db)
     if (
-        len(recorded) == 2
-        and recorded[0] == str(max_document_id(ctx.db))
-        and (recorded[1] == "-" or utcnow().timestamp() < float(recorded[1]))
+        len(recorded) == 3
+        and recorded[:2] == [str(count), str(max_id)]
+        and (recorded[2] == "-" or utcnow().timestamp() < float(recorded[2]))
     ):
         return []
     with _folder_lock(folder):
@@ -154,12 +183,13 @@ def _documents(
 
 def _write_feeds(ctx: Context, folder: Path) -> list[Path]:
     written: list[Path] = []
-    max_id = max_document_id(ctx.db)
+    # Read before the build, so the build sees at least what the state file will record.
+    fingerprint = document_fingerprint(ctx.db)
     now = utcnow()
     boundaries = []
     with ctx.db.session() as session:
         built = [
-            build_feeds(session, ctx.settings, scope, max_id=max_id, now=now)
+            build_feeds(session, ctx.settings, scope, fingerprint=fingerprint, now=now)
             for scope in (PUBLIC, TEST)
         ]
     for feeds in built:
@@ -169,13 +199,8 @@ def _write_feeds(ctx: Context, folder: Path) -> list[Path]:
         if feeds.valid_until is not None:
             boundaries.append(feeds.valid_until)
     until = f"{min(boundaries).timestamp():.3f}" if boundaries else "-"
-    write_atomically(folder / _STATE_FILE, f"{max_id} {until}\n".encode())
-    # Last-Modified from nginx is the file's mtime; keeping it at the feed's own time makes the
-    # static copy answer If-Modified-Since like the Flask route does.
-    for feeds in built:
-        stamp = feeds.last_modified.timestamp()
-        for path in feed_files(folder, feeds):
-            os.utime(path, (stamp, stamp))
+    count, max_id = fingerprint
+    write_atomically(folder / _STATE_FILE, f"{count} {max_id} {until}\n".encode())
     if written:
         log.info("FEED_DIR: wrote %d file(s) in %s", len(written), folder)
     return written

@@ -1,8 +1,11 @@
 """Public routes of the CAP channel: documents at permanent URLs, the feeds, the alert page.
 
-Caching (issue 3, item 6): every response carries a strong ETag and Last-Modified and answers
-304 to If-None-Match or, without it, to If-Modified-Since. Feeds come from the in-process
-FeedCache, so a conditional poll costs one indexed ``max(id)`` query and no feed build.
+Caching (issue 3, item 6): every response carries a strong ETag and answers 304 to
+If-None-Match or, without it, to If-Modified-Since. Documents and pages always carry
+Last-Modified; a feed carries it only once a whole second has passed since the build it serves
+(see BuiltFeeds.http_last_modified), since a feed can change twice within one second and a
+whole-second validator would then hide the second change. Feeds come from the in-process
+FeedCache, so a conditional poll costs one ``count(*), max(id)`` query and no feed build.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from werkzeug.routing import BaseConverter
 from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache, strong_etag
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.public_page import render_alert_page
+from alertd.db import utcnow
 from alertd.web.auth import ctx
 
 bp = Blueprint("cap", __name__)
@@ -51,20 +55,28 @@ def feed_cache() -> FeedCache:
 
 
 def conditional(
-    body: bytes, *, etag: str, last_modified: datetime, content_type: str, cache_control: str
+    body: bytes,
+    *,
+    etag: str,
+    last_modified: datetime | None,
+    content_type: str,
+    cache_control: str,
 ) -> Response:
     """A 200 with validators, or a 304 when the client's copy is current (RFC 9110 13.2.2:
-    If-None-Match wins over If-Modified-Since when both are sent)."""
-    headers = {
-        "ETag": etag,
-        "Last-Modified": http_date(last_modified),
-        "Cache-Control": cache_control,
-    }
+    If-None-Match wins over If-Modified-Since when both are sent).
+
+    Without `last_modified` no Last-Modified is sent and If-Modified-Since is ignored: the
+    ETag alone decides, because the time is not yet one a client may safely compare against.
+    """
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    if last_modified is not None:
+        headers["Last-Modified"] = http_date(last_modified)
     if request.if_none_match:
         if request.if_none_match.contains(etag.strip('"')) or request.if_none_match.star_tag:
             return Response(status=304, headers=headers)
     elif (
-        request.if_modified_since is not None
+        last_modified is not None
+        and request.if_modified_since is not None
         and last_modified.replace(microsecond=0) <= request.if_modified_since
     ):
         return Response(status=304, headers=headers)
@@ -96,12 +108,15 @@ def cap_document(identifier: str) -> Response:
 
 def _feed(scope: str, name: str) -> Response:
     context = ctx()
-    built = feed_cache().get(context.db, context.settings, scope)
+    # Read before the cache reads the fingerprint, so every commit this answer misses came
+    # later; http_last_modified's guarantee rests on that order.
+    now = utcnow()
+    built = feed_cache().get(context.db, context.settings, scope, now=now)
     body = built.bodies[name]
     return conditional(
         body,
         etag=built.etags.get(name) or strong_etag(body),
-        last_modified=built.last_modified,
+        last_modified=built.http_last_modified(now),
         content_type=CONTENT_TYPES[name],
         cache_control=FEED_CACHE_CONTROL,
     )
