@@ -411,7 +411,8 @@ the cases run interleaved, {rounds} rounds, and the median round is quoted.
 {plain:,.0f} req/s: {abs(gap):.1f}% {"slower" if gap > 0 else "faster"} (target: at most 10% \
 slower, **{verdict_static}**; rounds on this shared VM vary by more than that).
 - In-process, the same build the web workers do: a full build of the three public feeds \
-takes {build_cost * 1000:.2f} ms (median of 30); a cached answer (one `count(*), max(id)` query) takes \
+takes {build_cost * 1000:.2f} ms (median of 30); a cached answer (one `count(*), max(id)` \
+query) takes \
 {hit_cost * 1000:.3f} ms (median of 1000), with **{builds_during_hits} builds** during those \
 1000 lookups (target: 304s without rebuilding, **{verdict_304}**).
 - Freshness, approval call -> the new message's entry in the Atom feed, {approvals} approvals \
