@@ -201,13 +201,14 @@ def create_token(
     return NewToken(token, row)
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def token_for(session: Session, token: str) -> ApiToken | None:
+    """The live token row (with its user) for a presented token, or None."""
     row = session.execute(
         select(ApiToken).where(ApiToken.token_hash == _hash_token(token))
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
-    return row.user
+    return row
 
 
 def list_users(session: Session) -> list[User]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 
 from alertd.accounts.models import User
-from alertd.accounts.services import actor_for, user_for_token
+from alertd.accounts.services import actor_for, token_for
 from alertd.actor import Actor
 from alertd.context import Context
 
@@ -66,9 +66,14 @@ def load_token_actor() -> None:
     if scheme.lower() != "bearer" or not token.strip():
         return
     with ctx().db.session() as db_session:
-        user = user_for_token(db_session, token.strip())
-        if user is not None:
-            g.actor = request_actor(user)
+        row = token_for(db_session, token.strip())
+        if row is not None:
+            # Which token acted goes into every audit entry: tokens are minted by admins, so a
+            # token used by someone other than its user can be traced to who created it.
+            agent = request.headers.get("User-Agent", "")[:400]
+            g.actor = actor_for(
+                row.user, client_address(), f"{agent} [api token #{row.id} {row.prefix}]"
+            )
 
 
 def token_required(view: F) -> F:

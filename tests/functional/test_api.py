@@ -161,6 +161,7 @@ def test_an_officer_may_not_cancel_and_the_refusal_is_audited(
             select(AuditEntry).where(AuditEntry.action == "alert.cancel")
         ).scalar_one()
         assert refused.outcome == "refused" and refused.target_id == str(alert["id"])
+        assert refused.user_agent is not None and "[api token #" in refused.user_agent
 
 
 def test_the_openapi_document_lists_every_endpoint(client: FlaskClient) -> None:
