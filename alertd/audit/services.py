@@ -159,7 +159,21 @@ def verify_chain(session: Session) -> VerifyResult:
     Altering an entry breaks its hash; deleting one leaves a gap in the sequence; inserting or
     reordering rows breaks the order of sequence numbers or the links; truncating the tail no
     longer matches the head row.
+
+    The walk must read one snapshot. On PostgreSQL each statement of a read-committed
+    transaction sees new commits, so entries appended meanwhile would look like a head that ran
+    ahead of its trail: it reads in a repeatable-read session of its own. SQLite transactions
+    here take the write lock at BEGIN, which is a snapshot already, so the caller's session
+    serves (a second connection would wait on the caller's lock).
     """
+    engine = session.get_bind()
+    if engine.dialect.name != "postgresql":
+        return _verify(session)
+    with Session(engine.execution_options(isolation_level="REPEATABLE READ")) as snapshot:
+        return _verify(snapshot)
+
+
+def _verify(session: Session) -> VerifyResult:
     expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
     for entry in _iter_entries(session):
         count += 1

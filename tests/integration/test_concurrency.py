@@ -3,6 +3,7 @@ runs on: row locks (PostgreSQL) or the write lock (SQLite) must leave one outcom
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
@@ -83,3 +84,27 @@ def test_concurrent_audit_appends_keep_one_unbroken_chain(ctx: Context) -> None:
     with ctx.db.session() as session:
         result = verify_chain(session)
         assert result.ok and result.entries == 60
+
+
+def test_verifying_while_entries_are_appended_sees_an_intact_trail(ctx: Context) -> None:
+    actor = Actor(None, "load", "system")
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            with ctx.db.transaction() as session:
+                record(session, actor=actor, action="test.append")
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        results = []
+        for _ in range(30):
+            with ctx.db.session() as session:
+                results.append(verify_chain(session))
+    finally:
+        stop.set()
+        writer.join()
+
+    assert [r.problem for r in results if not r.ok] == []
+    assert results[-1].entries > results[0].entries  # The writer was really writing.
