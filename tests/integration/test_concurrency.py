@@ -4,6 +4,7 @@ runs on: row locks (PostgreSQL) or the write lock (SQLite) must leave one outcom
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
@@ -99,9 +100,13 @@ def test_verifying_while_entries_are_appended_sees_an_intact_trail(ctx: Context)
     writer.start()
     try:
         results = []
-        for _ in range(30):
+        deadline = time.monotonic() + 30
+        # Verify until the writer has demonstrably appended meanwhile (SQLite takes turns).
+        while len(results) < 30 or results[-1].entries < results[0].entries + 10:
             with ctx.db.session() as session:
                 results.append(verify_chain(session))
+            time.sleep(0.01)
+            assert time.monotonic() < deadline, "the writer never got to write"
     finally:
         stop.set()
         writer.join()
