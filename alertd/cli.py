@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from alertd.context import Context, make_context
 from alertd.errors import ServiceError
+from alertd.localtime import ipaws_zone_warning
 from alertd.settings import load_settings
 
 
@@ -31,12 +32,19 @@ def _read_password(prompt: str) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _warn_zone(ctx: Context) -> None:
+    warning = ipaws_zone_warning(ctx.settings)
+    if warning:
+        print(warning, file=sys.stderr)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from alertd.schema import upgrade
 
     with _context() as ctx:
         upgrade(ctx.db)
         print(f"schema is up to date at {ctx.db.engine.url.render_as_string(hide_password=True)}")
+        _warn_zone(ctx)
         return 0
 
 
@@ -170,6 +178,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
     with _context() as ctx:
         found = backlog(ctx)
+        _warn_zone(ctx)
     print(
         f"oldest untaken outbox row: {found.oldest_untaken_outbox_seconds:.0f} s; "
         f"oldest due delivery: {found.oldest_due_delivery_seconds:.0f} s; "
@@ -253,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        load_settings()
+    except ValueError as error:  # a bad ALERTD_* value: say which, without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args))
     except ServiceError as error:

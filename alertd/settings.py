@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from alertd.localtime import load_zone
 from config import defaults
 
 PREFIX = "ALERTD_"
@@ -37,6 +39,7 @@ class Settings:
     CAP_SENDER: str
     CAP_SENDER_NAME: str
     CAP_IDENTIFIER_PREFIX: str
+    TIMEZONE: str  # IANA name; CAP offsets, console and public page times are in this zone
     CAP_IPAWS: bool  # US IPAWS profile on CAP messages
     CAP_SIGNING_KEY: str  # PEM key path; with CAP_SIGNING_CERT, CAP messages are signed
     CAP_SIGNING_CERT: str  # PEM certificate path, carried in each signature's KeyInfo
@@ -51,6 +54,13 @@ class Settings:
     DELIVERY_MAX_ATTEMPTS: int
     VISIBILITY_TIMEOUT_SECONDS: int
     PUBLISH_TIMEOUT_SECONDS: float
+
+    def __post_init__(self) -> None:
+        load_zone(self.TIMEZONE)  # A misspelt zone fails at start, not in the first alert.
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return load_zone(self.TIMEZONE)
 
     @property
     def instance_path(self) -> Path:

@@ -40,6 +40,9 @@ DEFAULT_JURISDICTION = "us-doj"
 CAP_SENDER = "alerts@alertd.invalid"
 CAP_SENDER_NAME = "alertd"
 CAP_IDENTIFIER_PREFIX = "alertd"
+# The IANA time zone (e.g. America/Chicago) whose offset CAP times carry and the console and the
+# public page show. IPAWS treats a zero offset on a US alert as an error, so set it there.
+TIMEZONE = "UTC"
 # The US IPAWS profile on CAP messages: <code>IPAWSv1.0</code>, EAS-ORG=CIV, one SAME code.
 CAP_IPAWS = False
 # PEM files of the key and X.509 certificate that sign every CAP message; empty means unsigned.

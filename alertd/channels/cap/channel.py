@@ -29,6 +29,7 @@ from alertd.channels.models import Delivery
 from alertd.channels.registry import OUT_FAILED, OUT_RETRY, OUT_SENT, Outcome
 from alertd.context import Context
 from alertd.db import dialect_insert, utcnow
+from alertd.localtime import to_local
 from alertd.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,22 +60,26 @@ def cap_version_for(settings: Settings, version: Version, alert: Alert) -> CapVe
             size=stored.size,
             sha1=stored.sha1,
         )
+    # Times carry the configured zone's offset (ALERTD_TIMEZONE); references are written in the
+    # same zone so that they read exactly as the earlier messages wrote their <sent>.
     references = tuple(
-        CapReference(str(sender), str(identifier), datetime.fromisoformat(str(sent)))
+        CapReference(
+            str(sender), str(identifier), to_local(datetime.fromisoformat(str(sent)), settings)
+        )
         for sender, identifier, sent in version.references
     )
     return CapVersion(
         identifier=version.identifier,
         sender=version.sender,
         sender_name=settings.CAP_SENDER_NAME,
-        sent=version.sent_at,
+        sent=to_local(version.sent_at, settings),
         status=version.status,
         msg_type=version.msg_type,
         kind=version.kind,
         references=references,
         # The sweeper's expiry Cancel goes out just after the alert's expiry; CAP allows a
         # message that ends at once (expires == sent) but not one that expired before it was sent.
-        expires=max(version.expires_at, version.sent_at),
+        expires=to_local(max(version.expires_at, version.sent_at), settings),
         content=version.content,
         web_url=web_url(settings, alert.public_id),
         photo=photo,

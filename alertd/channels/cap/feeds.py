@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from alertd.channels.cap.message import CAP_NS, format_cap_datetime
 from alertd.channels.cap.models import CapDocument
 from alertd.db import Database, utcnow
+from alertd.localtime import to_local
 from alertd.settings import Settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -380,8 +381,12 @@ def atom_feed(
         _text_element(entry, _cap("severity"), summary.get("severity", ""))
         _text_element(entry, _cap("certainty"), summary.get("certainty", ""))
         _text_element(entry, _cap("areaDesc"), summary.get("area_desc", ""))
-        _text_element(entry, _cap("sent"), format_cap_datetime(document.sent_at))
-        _text_element(entry, _cap("expires"), format_cap_datetime(document.expires_at))
+        _text_element(
+            entry, _cap("sent"), format_cap_datetime(to_local(document.sent_at, settings))
+        )
+        _text_element(
+            entry, _cap("expires"), format_cap_datetime(to_local(document.expires_at, settings))
+        )
     body: bytes = etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return body
 
@@ -445,8 +450,8 @@ def geojson_feed(settings: Settings, documents: Sequence[CapDocument]) -> bytes:
             "urgency": summary.get("urgency", ""),
             "severity": summary.get("severity", ""),
             "certainty": summary.get("certainty", ""),
-            "sent": format_cap_datetime(document.sent_at),
-            "expires": format_cap_datetime(document.expires_at),
+            "sent": format_cap_datetime(to_local(document.sent_at, settings)),
+            "expires": format_cap_datetime(to_local(document.expires_at, settings)),
         }
         shapes = list(_shapes(summary.get("areas") or []))
         if not shapes:
