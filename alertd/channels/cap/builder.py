@@ -108,7 +108,7 @@ def build_cap(v: CapVersion, *, templates_dir: Path | None = None) -> bytes:
         context = _context(v, language, first=index == 0)
         _add_info(alert, v, language, env, context)
 
-    xml: bytes = etree.tostring(alert, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    xml: bytes = etree.tostring(alert, xml_declaration=True, encoding="UTF-8")
     ensure_valid_cap(xml, strict=True)
     return xml
 
