@@ -27,6 +27,7 @@ from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.signing import verify_cap
 from alertd.channels.cap.static import refresh_feed_dir, write_feed_dir
 from alertd.channels.cap.validate import check_references_complete, validate_cap
+from alertd.channels.cap.verify import EXIT_CODES
 from alertd.channels.cap.views import feed_cache
 from alertd.cli import main as cli_main
 from alertd.context import Context
@@ -373,15 +374,18 @@ def test_signed_documents_verify_and_stay_valid(
 
     tampered = tmp_path / "tampered.xml"
     tampered.write_bytes(xml.replace(b"<msgType>Cancel<", b"<msgType>Update<"))
-    assert cli_main(["cap", "verify", str(tampered)]) == 1
+    assert cli_main(["cap", "verify", str(tampered)]) == EXIT_CODES["signature"]
     unsigned = tmp_path / "unsigned.xml"
     unsigned.write_bytes(etree.tostring(_without_signature(root)))
-    assert cli_main(["cap", "verify", str(unsigned)]) == 1
+    # Unsigned CAP is valid CAP, unless a signature is required.
+    assert cli_main(["cap", "verify", str(unsigned)]) == 0
+    required = ["cap", "verify", "--require-signature", str(unsigned)]
+    assert cli_main(required) == EXIT_CODES["signature"]
     other = tmp_path / "other.pem"
     other.write_bytes(make_self_signed("someone else").cert_pem)
-    assert cli_main(["cap", "verify", str(signed), "--cert", str(other)]) == 1
-    assert cli_main(["cap", "verify", str(tmp_path / "missing.xml")]) == 1
+    assert cli_main(["cap", "verify", str(signed), "--cert", str(other)]) == EXIT_CODES["signature"]
     assert "INVALID" in capsys.readouterr().err
+    assert cli_main(["cap", "verify", str(tmp_path / "missing.xml")]) == 1
 
 
 def _without_signature(root: Any) -> Any:

@@ -87,13 +87,46 @@ def validate_cap(xml: bytes, *, strict: bool = False) -> list[str]:
         root = parse_untrusted(xml)
     except ValueError as exc:
         return [str(exc)]
-    if root.tag != f"{{{CAP_NS}}}alert":
-        return [f"root element is {root.tag!r}, expected {{{CAP_NS}}}alert"]
+    levels = check_levels(root, exactly_one_same=strict, zero_offset=False)
+    return [error for errors in levels.values() for error in errors]
 
-    schema = _schema()
-    errors = _schema_errors(schema, root)
-    errors.extend(_rule_errors(root, strict=strict))
-    return errors
+
+def check_levels(
+    root: Any, *, exactly_one_same: bool = True, zero_offset: bool = True
+) -> dict[str, list[str]]:
+    """The problems of a parsed document by level, in the order a reader should meet them:
+    `schema` (the OASIS XSD), `cap` (CAP 1.2 rules the schema cannot express) and `ipaws` (the
+    IPAWS v1.0 profile, checked only when the document's `<code>` says IPAWSv1.0).
+
+    The defaults are google/cap-library's Ipaws1Profile: exactly one SAME event code, and no zero
+    offset in `<sent>` and `<expires>` (a US sender writes its local offset).
+    """
+    if root.tag != f"{{{CAP_NS}}}alert":
+        return {"schema": [f"root element is {root.tag!r}, expected {{{CAP_NS}}}alert"]}
+    levels = {"schema": _schema_errors(_schema(), root), "cap": _rule_errors(root)}
+    if is_ipaws(root):
+        levels["ipaws"] = _ipaws_errors(
+            root, exactly_one_same=exactly_one_same, zero_offset=zero_offset
+        )
+    return levels
+
+
+def is_ipaws(root: Any) -> bool:
+    return IPAWS_CODE in _texts(root, "cap:code")
+
+
+def ipaws_recommendations(root: Any) -> list[str]:
+    """What the IPAWS profile recommends but does not require (cap-library's recommendations)."""
+    found: list[str] = []
+    for where, info in _numbered_infos(root):
+        for area_number, area in enumerate(info.findall("cap:area", _NS), start=1):
+            same = [v for k, v in _pairs(area, "cap:geocode") if k == "SAME" and len(v) == 6]
+            if not same:
+                found.append(
+                    f"{where} area {area_number}: add a SAME geocode (6-digit county code); "
+                    "IPAWS recommends one even when a polygon or circle is given"
+                )
+    return found
 
 
 def ensure_valid_cap(xml: bytes, *, strict: bool = False) -> None:
@@ -145,7 +178,15 @@ def _text(node: Any, path: str) -> str:
     return str(found.text).strip()
 
 
-def _rule_errors(root: Any, *, strict: bool) -> list[str]:
+def _numbered_infos(root: Any) -> list[tuple[str, Any]]:
+    numbered = []
+    for number, info in enumerate(root.findall("cap:info", _NS), start=1):
+        language = _text(info, "cap:language")
+        numbered.append((f"info {number}" + (f" ({language})" if language else ""), info))
+    return numbered
+
+
+def _rule_errors(root: Any) -> list[str]:
     errors: list[str] = []
     identifier = _text(root, "cap:identifier")
     sender = _text(root, "cap:sender")
@@ -156,8 +197,6 @@ def _rule_errors(root: Any, *, strict: bool) -> list[str]:
 
     sent = _checked_time(root, "cap:sent", "sent", errors)
     msg_type = _text(root, "cap:msgType")
-    codes = [str(c.text or "").strip() for c in root.findall("cap:code", _NS)]
-    ipaws = IPAWS_CODE in codes
 
     errors.extend(_reference_errors(root, msg_type, sender, identifier))
 
@@ -172,18 +211,42 @@ def _rule_errors(root: Any, *, strict: bool) -> list[str]:
     if len(event_codes) > 1:
         errors.append("info blocks disagree on eventCode: " + _describe(event_codes))
 
-    for number, info in enumerate(infos, start=1):
-        where = f"info {number}"
-        language = _text(info, "cap:language")
-        if language:
-            where += f" ({language})"
-        errors.extend(_info_errors(info, where, sent, ipaws=ipaws, strict=strict))
+    for where, info in _numbered_infos(root):
+        errors.extend(_info_errors(info, where, sent))
     return errors
 
 
-def _info_errors(
-    info: Any, where: str, sent: datetime | None, *, ipaws: bool, strict: bool
-) -> list[str]:
+def _ipaws_errors(root: Any, *, exactly_one_same: bool, zero_offset: bool) -> list[str]:
+    errors: list[str] = []
+    if zero_offset and _is_zero_offset(_text(root, "cap:sent")):
+        errors.append(
+            "sent has a zero UTC offset; IPAWS expects the sender's local offset for US alerts"
+        )
+    for where, info in _numbered_infos(root):
+        same_codes = [v for k, v in _pairs(info, "cap:eventCode") if k == "SAME"]
+        if len(same_codes) > 1:
+            errors.append(f"{where}: IPAWS allows one SAME eventCode, found {len(same_codes)}")
+        elif exactly_one_same and not same_codes:
+            errors.append(f"{where}: IPAWS needs exactly one SAME eventCode, found none")
+        elif exactly_one_same and len(same_codes[0]) != 3:
+            errors.append(f"{where}: SAME eventCode {same_codes[0]!r} is not a 3-letter code")
+        expires = _text(info, "cap:expires")
+        if not expires:
+            errors.append(f"{where}: IPAWS needs <expires>")
+        elif zero_offset and _is_zero_offset(expires):
+            errors.append(
+                f"{where}: expires has a zero UTC offset; IPAWS expects the sender's local offset"
+            )
+        if info.find("cap:area", _NS) is None:
+            errors.append(f"{where}: IPAWS needs at least one <area>")
+    return errors
+
+
+def _is_zero_offset(value: str) -> bool:
+    return value.endswith(("-00:00", "+00:00"))
+
+
+def _info_errors(info: Any, where: str, sent: datetime | None) -> list[str]:
     errors: list[str] = []
     for field in ("effective", "onset"):
         _checked_time(info, f"cap:{field}", f"{where} {field}", errors)
@@ -191,17 +254,6 @@ def _info_errors(
     # Equal is allowed: a cancellation that ends at once is sent with expires == sent (example 05).
     if expires is not None and sent is not None and expires < sent:
         errors.append(f"{where}: expires {_text(info, 'cap:expires')} is before sent")
-
-    same_codes = [v for k, v in _pairs(info, "cap:eventCode") if k == "SAME"]
-    if ipaws:
-        if len(same_codes) > 1:
-            errors.append(f"{where}: IPAWS allows one SAME eventCode, found {len(same_codes)}")
-        elif strict and not same_codes:
-            errors.append(f"{where}: IPAWS needs exactly one SAME eventCode, found none")
-        if expires is None:
-            errors.append(f"{where}: IPAWS needs <expires>")
-        if info.find("cap:area", _NS) is None:
-            errors.append(f"{where}: IPAWS needs at least one <area>")
 
     limits = {"CMAMtext": CMAM_TEXT_LIMIT, "CMAMlongtext": CMAM_LONG_TEXT_LIMIT}
     for name, value in _pairs(info, "cap:parameter"):
