@@ -239,7 +239,7 @@ def _add_info(
     instruction = context["instruction"] or _render(env, language, "instruction", context)
     _sub(info, "instruction", _paragraphs(instruction))
     _sub(info, "web", v.web_url)
-    if context["tip_line"]:
+    if context["tip_line"] and not v.ended:
         _sub(info, "contact", context["tip_line"])
     if v.ipaws:
         _pair(info, "parameter", "EAS-ORG", "CIV")
@@ -290,6 +290,10 @@ def _context(v: CapVersion, language: str, *, first: bool) -> dict[str, Any]:
     # translation, so a French reader never gets an untranslated English paragraph mid-text.
     description = translated.get("description") or (content.get("description") if first else None)
     instruction = translated.get("instruction") or (content.get("instruction") if first else None)
+    if v.ended:
+        # An ending speaks with one voice in every language: the ended templates' text, never
+        # the officer's live text or its translation ("call the tip line") beside AllClear.
+        description = instruction = None
     return {
         "language": language,
         "kind": v.kind,

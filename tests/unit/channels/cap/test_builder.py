@@ -437,3 +437,48 @@ def test_templates_dir_can_be_overridden(make_version: VersionFactory, tmp_path:
 
     # then
     assert text(parse(xml).find("cap:info", NS), "cap:headline") == "Custom: Emma Smith"
+
+
+@pytest.mark.parametrize("kind", ["resolve", "cancel", "expire"])
+def test_an_ending_speaks_with_one_voice_in_every_language(
+    make_version: VersionFactory, kind: str
+) -> None:
+    # given an alert in three languages whose live texts, in every language, say to call 911
+    live = {
+        "instruction": "Call 911 if you see Emma.",
+        "description": "Emma was taken from the park.",
+        "tip_line": "911",
+        "languages": ["en-US", "es-US", "fr-FR"],
+        "translations": {
+            "es-US": {"description": "Emma fue llevada.", "instruction": "Llame al 911 si la ve."},
+            "fr-FR": {"description": "Emma a été enlevée.", "instruction": "Appelez le 911."},
+        },
+    }
+    version = make_version(
+        identifier="alertd.A1B2C3D4.2",
+        msg_type="Update" if kind == "resolve" else "Cancel",
+        kind=kind,
+        references=(earlier(make_version, 1, 30),),
+        content_changes=live,
+    )
+
+    # when it ends
+    xml = build_cap(version)
+
+    # then each language says the ended text, and none tells anyone to call
+    assert validate_cap(xml, strict=True) == []
+    ended = {
+        "en": "No action is needed. Thank you.",
+        "es": "No es necesario hacer nada. Gracias.",
+        "fr": "Aucune action n'est nécessaire. Merci.",
+    }
+    infos = parse(xml).findall("cap:info", NS)
+    assert [text(i, "cap:language")[:2] for i in infos] == ["en", "es", "fr"]
+    for info in infos:
+        language = text(info, "cap:language")[:2]
+        assert text(info, "cap:responseType") == ("AllClear" if kind == "resolve" else "None")
+        assert text(info, "cap:instruction") == ended[language]
+        assert info.find("cap:contact", NS) is None
+        words = " ".join(info.itertext())
+        assert "911" not in words, (language, words)
+        assert "Emma fue llevada" not in words and "a été enlevée." not in words
