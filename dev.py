@@ -2,6 +2,7 @@
 """One command to set up and run alertd, one to test it. Needs only Python 3.11+.
 
     python3 dev.py serve      # install into .venv, then run web + worker + scheduler
+    python3 dev.py serve --port 8080 --host 0.0.0.0   # options go to `alertd serve`
     python3 dev.py test       # install into .venv, then run the whole test suite
 
 ``test`` runs the suite on SQLite, then again on PostgreSQL when one answers at

@@ -6,6 +6,7 @@ from alertd.audit.models import AuditEntry, AuditHead
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.models import Delivery, Dispatch
 from alertd.db import Base
+from alertd.idempotency.models import IdempotencyKey
 from alertd.outbox.models import OutboxMessage
 from alertd.sweeper import SchedulerLock
 
@@ -18,6 +19,7 @@ __all__ = [
     "CapDocument",
     "Delivery",
     "Dispatch",
+    "IdempotencyKey",
     "OutboxMessage",
     "Photo",
     "Proposal",

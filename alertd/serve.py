@@ -4,17 +4,27 @@ embedded default (SQLite and a folder broker) or on whatever the settings name."
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from alertd.cli import ensure_first_admin
 from alertd.context import make_context
+from alertd.observe.logs import configure_logging
+from alertd.observe.views import MULTIPROC_ENV
 from alertd.schema import upgrade
-from alertd.settings import PREFIX, REPO_ROOT, Settings
+from alertd.settings import PREFIX, REPO_ROOT, Settings, local_url
 
 WEB_THREADS = 8
+# The worker and the scheduler touch these when they have started (workers/app.py); the
+# banner waits for both, so their start-up lines come before it.
+READY_FILES = {"worker": "worker-ready", "beat": "beat-ready"}
+READY_WAIT_SECONDS = 30.0
 
 
 def _child_environment(settings: Settings) -> dict[str, str]:
@@ -37,7 +47,8 @@ def start_background(settings: Settings) -> list[subprocess.Popen[bytes]]:
     worker = [
         *celery,
         "worker",
-        "--loglevel=INFO",
+        # Warnings and up: at INFO every sweep writes three lines and the banner scrolls away.
+        "--loglevel=WARNING",
         "--concurrency=2",
         "-Q",
         "alertd",
@@ -48,7 +59,7 @@ def start_background(settings: Settings) -> list[subprocess.Popen[bytes]]:
     beat = [
         *celery,
         "beat",
-        "--loglevel=INFO",
+        "--loglevel=WARNING",
         "--schedule",
         str(settings.instance_path / "celerybeat-schedule"),
     ]
@@ -66,51 +77,102 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
-def serve_web(settings: Settings, *, port: int | None = None, host: str | None = None) -> int:
+def serve_web(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    listening: Callable[[], None] | None = None,
+) -> int:
+    """Serve the web app with waitress; ``listening`` runs once the port is bound."""
     import waitress
 
     from alertd.web.app import create_app
 
     settings = replace(settings, PORT=port or settings.PORT, HOST=host or settings.HOST)
-    waitress.serve(
+    configure_logging(settings.LOG_FORMAT)
+    server = waitress.create_server(
         create_app(settings),
         host=settings.HOST,
         port=settings.PORT,
         threads=WEB_THREADS,
         ident="alertd",
     )
+    server.print_listen("Serving on http://{}:{}")
+    if listening is not None:
+        listening()
+    server.run()
     return 0
 
 
+def _metrics_folder(settings: Settings) -> None:
+    """One folder for every process's metrics (prometheus-client multiprocess mode), emptied
+    at each start: figures of processes from an earlier run are not this run's."""
+    if os.environ.get(MULTIPROC_ENV):
+        return
+    folder = settings.instance_path / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(folder)
+
+
+def _wait_until_ready(markers: list[Path], processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_WAIT_SECONDS
+    while not all(m.exists() for m in markers) and time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return
+        time.sleep(0.1)
+
+
+def banner(url: str, password: str | None, settings: Settings) -> str:
+    """The lines an operator must not miss, in a box, printed after the start-up noise."""
+    lines = [f"alertd is running at {url}", ""]
+    if password:
+        lines += [
+            f"log in as 'admin' with password: {password}",
+            "(shown once; create officers and supervisors under Users)",
+        ]
+    else:
+        lines += [
+            "log in with an existing account; create one with",
+            "alertd users create NAME --role ROLE",
+        ]
+    lines += [
+        "",
+        f"database: {settings.database_url}",
+        f"broker:   {settings.broker_url}",
+        f"metrics:  {url}metrics",
+        "press Ctrl-C to stop",
+    ]
+    width = max(len(line) for line in lines)
+    rule = "═" * (width + 2)
+    body = [f"║ {line.ljust(width)} ║" for line in lines]
+    return "\n".join(["", f"╔{rule}╗", *body, f"╚{rule}╝", ""])
+
+
 def serve(settings: Settings, *, port: int | None = None, host: str | None = None) -> int:
+    public_url_set = PREFIX + "PUBLIC_URL" in os.environ
     settings = replace(settings, PORT=port or settings.PORT, HOST=host or settings.HOST)
-    if port and settings.PUBLIC_URL == "http://127.0.0.1:8000":
-        settings = replace(settings, PUBLIC_URL=f"http://{settings.HOST}:{port}")
+    if not public_url_set:
+        settings = replace(settings, PUBLIC_URL=local_url(settings.HOST, settings.PORT))
+    configure_logging(settings.LOG_FORMAT)
+    _metrics_folder(settings)
     ctx = make_context(settings)
     upgrade(ctx.db)
     password = ensure_first_admin(ctx)
     ctx.close()
+    markers = [settings.instance_path / name for name in READY_FILES.values()]
+    for marker in markers:
+        marker.unlink(missing_ok=True)
     processes = start_background(settings)
-    url = f"http://{settings.HOST}:{settings.PORT}/"
-    print(f"\n  alertd is running at {url}", flush=True)
-    print(f"  database: {settings.database_url}\n  broker:   {settings.broker_url}", flush=True)
-    if password:
-        print(
-            f"  log in as 'admin' with password: {password}  (shown once; create officers "
-            "and supervisors under Users)",
-            flush=True,
-        )
-    else:
-        print(
-            "  log in with an existing account; create one with "
-            "`alertd users create NAME --role ROLE`",
-            flush=True,
-        )
-    print("  press Ctrl-C to stop\n", flush=True)
+    _wait_until_ready(markers, processes)
+    url = f"{local_url(settings.HOST, settings.PORT)}/"
     # A plain kill must stop the worker and scheduler too, not leave them running orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        return serve_web(settings)
+        return serve_web(
+            settings, listening=lambda: print(banner(url, password, settings), flush=True)
+        )
     except KeyboardInterrupt:
         return 0
     finally:

@@ -54,6 +54,8 @@ class Settings:
     DELIVERY_MAX_ATTEMPTS: int
     VISIBILITY_TIMEOUT_SECONDS: int
     PUBLISH_TIMEOUT_SECONDS: float
+    METRICS_TOKEN: str  # bearer token for /metrics; empty means loopback clients only
+    LOG_FORMAT: str  # json (default) or text
 
     def __post_init__(self) -> None:
         load_zone(self.TIMEZONE)  # A misspelt zone fails at start, not in the first alert.
@@ -129,7 +131,16 @@ def load_settings(
             value = _coerce(field.name, env[PREFIX + field.name], field.type)
         values[field.name] = value
     values.update(overrides or {})
+    if PREFIX + "PUBLIC_URL" not in env and "PUBLIC_URL" not in (overrides or {}):
+        # Unset, the public URL is where this machine listens, so links work on a changed port.
+        values["PUBLIC_URL"] = local_url(values["HOST"], values["PORT"])
     return Settings(**values)
+
+
+def local_url(host: str, port: int) -> str:
+    # A wildcard bind is not an address anyone can open; this machine's loopback is.
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - compared, not bound
+    return f"http://{shown}:{port}"
 
 
 def ensure_secret_key(settings: Settings) -> str:

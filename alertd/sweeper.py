@@ -20,6 +20,7 @@ from alertd.channels.registry import registry_for
 from alertd.context import Context
 from alertd.db import Base, rowcount, utcnow
 from alertd.errors import ServiceError
+from alertd.idempotency.services import purge_old_keys
 from alertd.outbox.services import relay
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
             periodic = getattr(channel, "sweep", None)
             if periodic is not None:
                 periodic(ctx)
+        purge_old_keys(ctx)
     finally:
         release_lock(ctx, SWEEP_LOCK, holder)
     if any((report.expired, report.relayed, report.reclaimed, report.resumed)):

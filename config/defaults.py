@@ -10,7 +10,8 @@ BROKER_URL = ""
 # Empty means a random key generated once and stored in the instance folder.
 SECRET_KEY = ""
 # The address the public reaches this service at; CAP links, SMS links and Twilio's signature
-# check use it, so behind a proxy it must be the outside address.
+# check use it, so behind a proxy it must be the outside address. Unset, it is
+# http://HOST:PORT, so ALERTD_PORT moves it too.
 PUBLIC_URL = "http://127.0.0.1:8000"
 # How many reverse proxies in front of the web processes set X-Forwarded-For and -Proto.
 # 0 (no proxy) trusts no such header; behind one nginx or load balancer, set 1.
@@ -69,3 +70,9 @@ DELIVERY_MAX_ATTEMPTS = 8
 VISIBILITY_TIMEOUT_SECONDS = 300
 # How long a web request may wait on the broker before leaving the outbox row to the relay.
 PUBLISH_TIMEOUT_SECONDS = 2.0
+
+# /metrics wants "Authorization: Bearer <this>"; empty means only clients on this machine
+# (loopback addresses) may read it.
+METRICS_TOKEN = ""
+# Log lines: "json" (one object per line, with alert, version and delivery ids) or "text".
+LOG_FORMAT = "json"

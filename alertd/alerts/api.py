@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
+from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -18,6 +20,7 @@ from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
 from alertd.channels.dispatch import delivery_counts
 from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -117,6 +120,46 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
     return data
 
 
+ApiView = Callable[..., tuple[Response, int]]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def idempotent(view: ApiView) -> ApiView:
+    """With an ``Idempotency-Key`` header, the action runs once per key and token user; a
+    repeat (with the same method, path and body) gets the first answer, marked replayed.
+    A refusal changes nothing and is not kept, so the key may be tried again."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[Response, int]:
+        key = request.headers.get("Idempotency-Key")
+        user_id = current_actor().user_id
+        if key is None or user_id is None:
+            return view(*args, **kwargs)
+        body = hashlib.sha256(request.get_data()).hexdigest()
+        stored = idempotency.begin(ctx(), user_id, key, f"{request.method} {request.path} {body}")
+        if stored is not None:
+            response = jsonify(stored.response.get("body"))
+            response.headers[REPLAYED_HEADER] = "true"
+            if stored.response.get("location"):
+                response.headers["Location"] = stored.response["location"]
+            return response, stored.status
+        try:
+            response, status = view(*args, **kwargs)
+        except BaseException:
+            idempotency.forget(ctx(), user_id, key)
+            raise
+        idempotency.finish(
+            ctx(),
+            user_id,
+            key,
+            status,
+            {"body": response.get_json(), "location": response.headers.get("Location")},
+        )
+        return response, status
+
+    return wrapped
+
+
 def _answer(alert_id: int, status: int = 200) -> tuple[Response, int]:
     with ctx().db.session() as session:
         alert = services.get_alert(session, alert_id)
@@ -139,6 +182,7 @@ def list_alerts() -> Response:
 
 @bp.post("/alerts")
 @token_required
+@idempotent
 def create_alert() -> tuple[Response, int]:
     body = _body()
     photo = _photo(body)
@@ -156,6 +200,7 @@ def get_alert(alert_id: int) -> tuple[Response, int]:
 
 @bp.put("/alerts/<int:alert_id>")
 @token_required
+@idempotent
 def edit_alert(alert_id: int) -> tuple[Response, int]:
     body = _body()
     photo = _photo(body)
@@ -197,7 +242,7 @@ def _action(name: str, call: Callable[[int], object]) -> None:
         return _answer(alert_id)
 
     view.__name__ = name
-    bp.post(f"/alerts/<int:alert_id>/{name.replace('_', '/')}")(token_required(view))
+    bp.post(f"/alerts/<int:alert_id>/{name.replace('_', '/')}")(token_required(idempotent(view)))
 
 
 _action("submit", lambda i: services.submit_alert(ctx(), i, by=current_actor()))
@@ -216,6 +261,7 @@ _action("update_reject", lambda i: services.reject_update(ctx(), i, _reason(), b
 
 @bp.post("/alerts/<int:alert_id>/update")
 @token_required
+@idempotent
 def propose_update(alert_id: int) -> tuple[Response, int]:
     body = _body()
     photo = _photo(body)
@@ -225,6 +271,7 @@ def propose_update(alert_id: int) -> tuple[Response, int]:
 
 @bp.post("/alerts/<int:alert_id>/extend")
 @token_required
+@idempotent
 def extend_alert(alert_id: int) -> tuple[Response, int]:
     body = _optional_body()
     services.extend_alert(

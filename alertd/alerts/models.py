@@ -111,6 +111,9 @@ class Version(Base):
     kind: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(10))
     sent_at: Mapped[datetime]
+    # The moment of approval to the microsecond (sent_at has whole seconds, as CAP does): what
+    # approval-to-first-send is measured from. Empty on versions older than migration 0004.
+    approved_at: Mapped[datetime | None]
     expires_at: Mapped[datetime]
     content: Mapped[dict[str, Any]]
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id"))

@@ -38,6 +38,7 @@ from alertd.channels.cap.channel import cap_status_for_alert
 from alertd.channels.dispatch import delivery_counts
 from alertd.db import utcnow
 from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, login_required
 
 bp = Blueprint("alerts", __name__)
@@ -387,6 +388,7 @@ def _render_show(
     error: ServiceError | None = None,
     failed: str = "",
     form: Mapping[str, str] | None = None,
+    done: str = "",
 ) -> ResponseReturnValue:
     context = _show_context(alert_id)
     return render_template(
@@ -395,6 +397,7 @@ def _render_show(
         failed=failed,
         form=form or {},
         fields=error.fields if error else {},
+        done=done,
         **context,
     ), status
 
@@ -402,15 +405,33 @@ def _render_show(
 @bp.get("/alerts/<int:alert_id>")
 @login_required
 def show(alert_id: int) -> ResponseReturnValue:
-    return _render_show(alert_id)
+    # The outcome of an action is named by its key, not flashed into the session: whichever of
+    # a double-click's two responses the browser shows, the message appears once.
+    key, user_id = request.args.get("done", ""), _actor().user_id
+    stored = idempotency.stored_response(ctx(), user_id, key) if key and user_id else None
+    message = str(stored.get("message", "")) if stored else ""
+    return _render_show(alert_id, done=message)
 
 
 def _act(alert_id: int, action: str, call: Callable[[], Any], done: str) -> ResponseReturnValue:
     """Run one service call for a button on the alert page; PRG on success, the page again with
-    the refusal otherwise."""
+    the refusal otherwise. With the page's idempotency key, a repeat of the same submission
+    (a double-click, a resent form) does nothing and lands on the same result."""
+    key = request.form.get("idempotency_key", "").strip()
+    user_id = _actor().user_id
+    assert user_id is not None  # A console session is always a user's.
+    try:
+        if key and idempotency.begin(ctx(), user_id, key, f"POST {request.path}") is not None:
+            return redirect(url_for("alerts.show", alert_id=alert_id, done=key))
+    except ServiceError as error:
+        # The key itself is at fault, or the first request is still running: say so, and
+        # leave that request's claim alone.
+        return _render_show(alert_id, status=error.status, error=error, failed=action)
     try:
         call()
     except ServiceError as error:
+        if key:
+            idempotency.forget(ctx(), user_id, key)
         if isinstance(error, NotFound):
             abort(404, description=error.message)
         return _render_show(
@@ -420,8 +441,11 @@ def _act(alert_id: int, action: str, call: Callable[[], Any], done: str) -> Resp
             failed=action,
             form=values_from_request(request.form),
         )
-    flash(done, "ok")
-    return redirect(url_for("alerts.show", alert_id=alert_id))
+    if not key:
+        flash(done, "ok")
+        return redirect(url_for("alerts.show", alert_id=alert_id))
+    idempotency.finish(ctx(), user_id, key, 303, {"message": done})
+    return redirect(url_for("alerts.show", alert_id=alert_id, done=key))
 
 
 def _reason() -> str:

@@ -64,6 +64,7 @@ def create_app(
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
     from alertd.channels.cap.views import bp as cap_bp
+    from alertd.observe.views import bp as metrics_bp
     from alertd.web.public import bp as public_bp
 
     csrf.exempt(api_bp)
@@ -72,6 +73,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(cap_bp)
+    app.register_blueprint(metrics_bp)
 
     @app.errorhandler(HTTPException)
     def api_errors_as_json(error: HTTPException) -> Response | HTTPException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from flask import Flask
@@ -21,7 +22,12 @@ def minutes_left(value: datetime) -> int:
     return int((value - utcnow()).total_seconds() // 60)
 
 
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
 def register_filters(app: Flask) -> None:
+    app.jinja_env.globals["new_idempotency_key"] = new_idempotency_key
     app.jinja_env.filters["when"] = when
     app.jinja_env.globals["minutes_left"] = minutes_left
     app.jinja_env.globals["now"] = utcnow

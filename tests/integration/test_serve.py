@@ -61,7 +61,13 @@ def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path)
             message="the start-up banner",
         )
         assert banner.group(1)
-        assert f"http://127.0.0.1:{port}/" in (tmp_path / "serve.log").read_text()
+        output = (tmp_path / "serve.log").read_text()
+        assert f"http://127.0.0.1:{port}/" in output
+        # The box comes after the start-up lines of the worker, the scheduler and the web
+        # server, not lost among them.
+        assert output.index("╔") > max(
+            output.index("[queues]"), output.index("beat"), output.index("Serving on")
+        )
         _cli(env, "users", "create", "officer1", "--role", "officer", stdin="officer password\n")
         _cli(env, "users", "create", "super1", "--role", "supervisor", stdin="supervisor pass\n")
         officer, supervisor = (
@@ -80,6 +86,11 @@ def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path)
 
         wait_for(delivered, 30, interval=0.2, message="the worker to deliver on cap and log")
         assert _cli(env, "audit", "verify").startswith("audit trail intact")
+        # The sends were counted in the worker's processes; the web process adds them up.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        assert 'alertd_delivery_outcomes_total{channel="log",outcome="sent"} 1.0' in metrics
+        assert 'alertd_approval_to_first_send_seconds_count{channel="cap"} 1.0' in metrics
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=40)

@@ -43,6 +43,7 @@ def _publish(
         status=alert.status,
         # CAP times have whole seconds; the stored time must equal the published one.
         sent_at=now.replace(microsecond=0),
+        approved_at=now,
         expires_at=alert.expires_at,
         content=alert.content,
         photo_id=alert.photo_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,8 @@ from alertd.channels.registry import (
 )
 from alertd.context import Context
 from alertd.db import rowcount, utcnow
+from alertd.observe import metrics
+from alertd.observe.logs import log_context
 
 log = logging.getLogger(__name__)
 
@@ -71,17 +74,20 @@ def deliver_batch(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]) -
     crash then leaves at most the one request in flight 'unknown', and a cancel stops the
     sends that follow it.
     """
-    claim = _claim(ctx, dispatch_id, delivery_ids)
-    if claim is None:
-        return 0
-    channel, version, claimed = claim
-    if channel.idempotent:
-        return _send(ctx, channel, version, claimed)
-    sent = 0
-    for delivery in claimed:
-        if _mark_attempt(ctx, channel, version, delivery):
-            sent += _send(ctx, channel, version, [delivery])
-    return sent
+    with log_context(dispatch_id=dispatch_id):
+        claim = _claim(ctx, dispatch_id, delivery_ids)
+        if claim is None:
+            return 0
+        channel, version, claimed = claim
+        with log_context(alert_id=version.alert_id, version_id=version.id, channel=channel.name):
+            if channel.idempotent:
+                return _send(ctx, channel, version, claimed)
+            sent = 0
+            for delivery in claimed:
+                with log_context(delivery_id=delivery.id):
+                    if _mark_attempt(ctx, channel, version, delivery):
+                        sent += _send(ctx, channel, version, [delivery])
+            return sent
 
 
 def _claim(
@@ -165,12 +171,14 @@ def _mark_attempt(ctx: Context, channel: Channel, version: Version, delivery: De
 
 def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Delivery]) -> int:
     # No transaction is open while the channel talks to the outside world.
+    started = time.perf_counter()
     try:
         outcomes = channel.deliver(ctx, version, deliveries)
     except Exception as exc:  # A channel bug must not leave rows in "sending" for a lease.
         log.exception("channel %s failed on version %s", channel.name, version.identifier)
         state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
         outcomes = [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in deliveries]
+    metrics.observe_send(channel.name, time.perf_counter() - started)
     with ctx.db.transaction() as session:
         _record(ctx, session, channel, version, outcomes, deliveries)
     return sum(1 for o in outcomes if o.state == OUT_SENT)
@@ -206,6 +214,7 @@ def _record(
     now = utcnow()
     by_id = {d.id: d for d in claimed}
     audits = []
+    newly_sent: list[int] = []
     for outcome in outcomes:
         delivery = by_id.get(outcome.delivery_id)
         if delivery is None:
@@ -251,6 +260,17 @@ def _record(
             )
         )
         if changed:
+            with log_context(delivery_id=delivery.id):
+                log.info(
+                    "delivery %s %s attempt %s",
+                    state,
+                    channel.name,
+                    delivery.attempts,
+                    extra={"delivery_state": state, "error": values["last_error"][:200]},
+                )
+            metrics.record_outcome(channel.name, state)
+            if state == SENT:
+                newly_sent.append(delivery.id)
             audits.append(
                 AuditRecord(
                     SYSTEM,
@@ -269,3 +289,29 @@ def _record(
             )
     if audits:
         record_many(session, audits)
+    if newly_sent:
+        _observe_first_send(session, channel, version, claimed[0].dispatch_id, newly_sent, now)
+
+
+def _observe_first_send(
+    session: Session,
+    channel: Channel,
+    version: Version,
+    dispatch_id: int,
+    sent_ids: list[int],
+    now: datetime,
+) -> None:
+    """Approval to first message, once per version and channel: when no other delivery of
+    this dispatch was sent before these."""
+    earlier = session.execute(
+        select(Delivery.id)
+        .where(
+            Delivery.dispatch_id == dispatch_id,
+            Delivery.state == SENT,
+            Delivery.id.not_in(sent_ids),
+        )
+        .limit(1)
+    ).first()
+    if earlier is None:
+        approved = version.approved_at or version.sent_at
+        metrics.observe_first_send(channel.name, (now - approved).total_seconds())

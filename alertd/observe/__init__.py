@@ -1,0 +1,1 @@
+"""What operators watch from outside: Prometheus metrics and structured JSON logs."""
