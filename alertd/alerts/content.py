@@ -327,5 +327,46 @@ def submission_problems(content: Mapping[str, Any], rule_set: RuleSet) -> dict[s
     return problems
 
 
+# Something that reads as markup: many CAP readers show it raw, others strip or render it
+# (google/cap-library's validator warns about it too).
+_LOOKS_LIKE_HTML = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>|&[A-Za-z]+;|&#\d+;")
+
+
+def content_warnings(content: Mapping[str, Any], *, ipaws: bool) -> dict[str, str]:
+    """What a reviewer should look at before approving, though it does not block approval:
+    text that looks like HTML, and in IPAWS mode an area without its SAME county code."""
+    warnings: dict[str, str] = {}
+
+    def look(path: str, value: Any) -> None:
+        if isinstance(value, str) and _LOOKS_LIKE_HTML.search(value):
+            warnings[path] = (
+                "looks like HTML tags or entities; alert readers show it as typed, so write "
+                "plain text"
+            )
+
+    for field in (*TOP_TEXT_FIELDS, *LONG_TEXT_FIELDS):
+        look(field, content.get(field))
+    for key, fields in (
+        ("children", CHILD_FIELDS),
+        ("suspects", SUSPECT_FIELDS),
+        ("vehicles", VEHICLE_FIELDS),
+    ):
+        for i, item in enumerate(content.get(key) or []):
+            for field in fields:
+                look(f"{key}[{i}].{field}", item.get(field))
+    for lang, texts in (content.get("translations") or {}).items():
+        for field in LONG_TEXT_FIELDS:
+            look(f"translations.{lang}.{field}", (texts or {}).get(field))
+    for i, area in enumerate(content.get("areas") or []):
+        look(f"areas[{i}].description", area.get("description"))
+        same = str((area.get("geocodes") or {}).get("SAME") or "")
+        if ipaws and (area.get("polygon") or area.get("circle")) and len(same) != 6:
+            warnings[f"areas[{i}].geocodes.SAME"] = (
+                "add the area's SAME county code (6 digits): IPAWS recommends one even when a "
+                "polygon or circle is drawn, and some receivers route by it alone"
+            )
+    return warnings
+
+
 def expires_of(content: Mapping[str, Any]) -> datetime:
     return datetime.fromisoformat(content["expires_at"])

@@ -20,6 +20,7 @@ class Criterion:
 class RuleSet:
     name: str
     title: str
+    public_name: str  # what public texts call it; never the internal key such as "us-doj"
     source: str
     max_age: int
     criteria: tuple[Criterion, ...]
@@ -37,6 +38,7 @@ def load_rule_sets(directory: Path) -> dict[str, RuleSet]:
         rule_set = RuleSet(
             name=raw["name"],
             title=raw["title"],
+            public_name=raw.get("public_name") or raw["title"],
             source=raw.get("source", ""),
             max_age=int(raw["max_age"]),
             criteria=tuple(

@@ -17,6 +17,67 @@ KIND_PREFIX = {
 }
 
 
+# The first word of a tip line that is already an instruction ("Text TIPS to 55555"), so that
+# templates do not write "Call Call 911". English, Spanish and French, as the templates are.
+_TIP_VERBS = frozenset(
+    [
+        "call",
+        "phone",
+        "dial",
+        "ring",
+        "text",
+        "message",
+        "contact",
+        "email",
+        "e-mail",
+        "report",
+        "visit",
+        "go",
+        "tell",
+        "notify",
+        "llame",
+        "llama",
+        "llamar",
+        "marque",
+        "marca",
+        "comuníquese",
+        "comunicate",
+        "contacte",
+        "envíe",
+        "envie",
+        "escriba",
+        "visite",
+        "appelez",
+        "appeler",
+        "composez",
+        "contactez",
+        "téléphonez",
+        "telephonez",
+        "signalez",
+        "envoyez",
+        "écrivez",
+        "ecrivez",
+        "rendez-vous",
+    ]
+)
+
+
+def tip_is_instruction(tip_line: str) -> bool:
+    words = tip_line.split(maxsplit=1)
+    return bool(words) and words[0].strip(":,").casefold() in _TIP_VERBS
+
+
+def call_phrase(tip_line: str, verb: str) -> str:
+    """`verb tip_line` ("Call 911"), or the officer's own words when they already start with a
+    verb, with the first letter's case following `verb` so the phrase can start a sentence or
+    sit inside one. Trailing full stops are dropped; templates add their own punctuation."""
+    tip_line = tip_line.strip().rstrip(".!")
+    if not tip_is_instruction(tip_line):
+        return f"{verb} {tip_line}"
+    first = tip_line[:1].upper() if verb[:1].isupper() else tip_line[:1].lower()
+    return first + tip_line[1:]
+
+
 def child_phrase(content: Mapping[str, Any]) -> str:
     parts = []
     for child in content.get("children") or []:
@@ -46,5 +107,5 @@ def summary_text(version: Version) -> str:
     if version.kind in ("alert", "update", "extend"):
         parts += [vehicle_phrase(content), content.get("last_seen_place", "")]
         if content.get("tip_line"):
-            parts.append(f"Call {content['tip_line']}")
+            parts.append(call_phrase(content["tip_line"], "Call"))
     return ". ".join(p for p in parts if p)

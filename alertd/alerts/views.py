@@ -20,7 +20,7 @@ from werkzeug.datastructures import MultiDict
 from alertd.accounts.models import User
 from alertd.actor import Actor
 from alertd.alerts import services
-from alertd.alerts.content import STATUSES, ContentErrors, parse_content
+from alertd.alerts.content import STATUSES, ContentErrors, content_warnings, parse_content
 from alertd.alerts.forms import (
     ParsedForm,
     blank_values,
@@ -372,6 +372,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "criteria": criteria,
         "rule_set": rule_set,
         "preview_text": preview_text,
+        "content_warnings": content_warnings(alert.content, ipaws=settings.CAP_IPAWS),
         "minutes_left": left,
         "near_expiry": alert.state == ACTIVE and left < settings.EXPIRY_WARNING_MINUTES,
         "extend_minutes": settings.EXTEND_MINUTES,

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
 
+from alertd.alerts.text import call_phrase
 from alertd.channels.cap.message import (
     CAP_NS,
     CMAM_LONG_TEXT_LIMIT,
@@ -33,6 +34,7 @@ from alertd.channels.cap.message import (
     primary_subtag,
 )
 from alertd.channels.cap.validate import IPAWS_CODE, ensure_valid_cap
+from alertd.channels.cap.wea import fit_wea, wea_length
 
 __all__ = ["TEMPLATES_DIR", "build_cap", "format_cap_datetime", "parse_cap_datetime", "shorten"]
 
@@ -164,6 +166,7 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     env.filters["words"] = _words
     env.filters["period"] = _period
     env.filters["capfirst"] = _capfirst
+    env.filters["call"] = call_phrase
     return env
 
 
@@ -210,9 +213,9 @@ def _fitted(
     text = ""
     for detail in _DETAIL_LEVELS:
         text = _one_line(_render(env, language, name, {**context, "detail": detail}))
-        if len(text) <= limit:
+        if wea_length(text) <= limit:
             return text
-    return shorten(text, limit)
+    return fit_wea(text, limit, shorten)
 
 
 def _add_info(
@@ -309,7 +312,8 @@ def _context(v: CapVersion, language: str, *, first: bool) -> dict[str, Any]:
         "last_seen_place": _clean(content.get("last_seen_place")),
         "direction_of_travel": _clean(content.get("direction_of_travel")),
         "tip_line": _clean(content.get("tip_line")),
-        "jurisdiction": _clean(content.get("jurisdiction")),
+        # The rule set's public name: content["jurisdiction"] is an internal key like "us-doj".
+        "jurisdiction": _clean(v.jurisdiction_name),
         "case_reference": _clean(content.get("case_reference")),
         "areas": _area_names(content.get("areas")),
         "description": _clean(description),

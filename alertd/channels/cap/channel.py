@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alertd.alerts.criteria import load_rule_sets
 from alertd.alerts.models import Alert, Version
 from alertd.channels.cap.builder import build_cap
 from alertd.channels.cap.feeds import base_url, document_url, public_page_path, summarize
@@ -83,8 +84,14 @@ def cap_version_for(settings: Settings, version: Version, alert: Alert) -> CapVe
         content=version.content,
         web_url=web_url(settings, alert.public_id),
         photo=photo,
+        jurisdiction_name=_public_name(settings, alert.jurisdiction),
         ipaws=settings.CAP_IPAWS,
     )
+
+
+def _public_name(settings: Settings, jurisdiction: str) -> str:
+    rule_set = load_rule_sets(settings.criteria_dir).get(jurisdiction)
+    return rule_set.public_name if rule_set is not None else ""
 
 
 def _signing_identity(settings: Settings) -> tuple[bytes, bytes] | None:

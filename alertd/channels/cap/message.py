@@ -56,6 +56,7 @@ class CapVersion:
     content: Mapping[str, Any]  # the alert body
     web_url: str  # public alert page URL
     photo: CapPhoto | None = None
+    jurisdiction_name: str = ""  # the rule set's public name, e.g. "AMBER Alert"
     ipaws: bool = False  # US IPAWS profile: <code>IPAWSv1.0</code>, EAS-ORG=CIV, one SAME code
 
     @property

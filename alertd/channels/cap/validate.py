@@ -23,6 +23,7 @@ from alertd.channels.cap.message import (
     CMAM_TEXT_LIMIT,
     parse_cap_datetime,
 )
+from alertd.channels.cap.wea import wea_length
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "CAP-v1.2.xsd"
 IPAWS_CODE = "IPAWSv1.0"
@@ -258,8 +259,10 @@ def _info_errors(info: Any, where: str, sent: datetime | None) -> list[str]:
     limits = {"CMAMtext": CMAM_TEXT_LIMIT, "CMAMlongtext": CMAM_LONG_TEXT_LIMIT}
     for name, value in _pairs(info, "cap:parameter"):
         limit = limits.get(name)
-        if limit is not None and len(value) > limit:
-            errors.append(f"{where}: {name} is {len(value)} characters, at most {limit} allowed")
+        if limit is not None and wea_length(value) > limit:
+            errors.append(
+                f"{where}: {name} is {wea_length(value)} WEA characters, at most {limit} allowed"
+            )
 
     for area_number, area in enumerate(info.findall("cap:area", _NS), start=1):
         area_where = f"{where} area {area_number}"

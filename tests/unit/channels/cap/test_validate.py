@@ -138,7 +138,7 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ),
     ("IPAWS without expires", remove("cap:info/cap:expires"), "IPAWS needs <expires>"),
     ("IPAWS without area", remove("cap:info/cap:area"), "IPAWS needs at least one <area>"),
-    ("CMAMtext of 91", set_parameter("CMAMtext", "x" * 91), "CMAMtext is 91 characters"),
+    ("CMAMtext of 91", set_parameter("CMAMtext", "x" * 91), "CMAMtext is 91 WEA characters"),
     ("CMAMlongtext of 361", set_parameter("CMAMlongtext", "x" * 361), "CMAMlongtext is 361"),
 ]
 
