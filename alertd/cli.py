@@ -11,8 +11,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
+from alertd.actor import Actor
 from alertd.context import Context, make_context
-from alertd.errors import ServiceError
+from alertd.errors import NotFound, ServiceError
 from alertd.localtime import ipaws_zone_warning
 from alertd.settings import load_settings
 
@@ -178,6 +179,65 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cli_actor(ctx: Context, name: str) -> Actor:
+    from alertd.accounts.models import User
+    from alertd.accounts.services import actor_for
+
+    with ctx.db.session() as session:
+        user = session.execute(select(User).where(User.username == name)).scalar_one_or_none()
+        if user is None:
+            raise NotFound(f"no user {name!r}: name an operator with --as")
+        return actor_for(user, None, "alertd cli")
+
+
+def cmd_endpoints_add(args: argparse.Namespace) -> int:
+    from alertd.channels.webhooks.services import add_endpoint
+
+    with _context() as ctx:
+        data: dict[str, object] = {
+            "url": args.url,
+            "description": args.description,
+            "format": args.format,
+            "language": args.language,
+            "accepts_tests": args.accepts_tests,
+            "chat_id": args.chat_id,
+        }
+        if args.event:
+            data["events"] = args.event
+        if args.format in ("mastodon", "telegram"):
+            data["token"] = _read_password("Access token: ")
+        new = add_endpoint(ctx, data, by=_cli_actor(ctx, args.actor))
+        print(f"endpoint {new.endpoint.id}: {new.endpoint.url}")
+        print(new.secret)
+        print("(signing secret; it is shown only this once)", file=sys.stderr)
+        return 0
+
+
+def cmd_endpoints_list(args: argparse.Namespace) -> int:
+    from alertd.channels.webhooks.queries import endpoint_json, failed_counts, list_endpoints
+
+    with _context() as ctx:
+        with ctx.db.session() as session:
+            failed = failed_counts(session)
+            for endpoint in list_endpoints(session):
+                e = endpoint_json(endpoint, failed.get(endpoint.id, 0))
+                state = "enabled" if e["enabled"] else f"disabled ({e['disabled_reason']})"
+                print(
+                    f"{e['id']}\t{e['format']}\t{state}\tcircuit {e['circuit']}\t"
+                    f"{e['failed_deliveries']} failed\t{e['url']}"
+                )
+        return 0
+
+
+def cmd_endpoints_disable(args: argparse.Namespace) -> int:
+    from alertd.channels.webhooks.services import set_enabled
+
+    with _context() as ctx:
+        set_enabled(ctx, args.id, False, by=_cli_actor(ctx, args.actor), reason=args.reason)
+        print(f"endpoint {args.id} disabled")
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alertd", description="Missing-child alert dispatcher")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,6 +294,32 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_parser(
         "write-feeds", help="write every CAP document and the feeds to ALERTD_FEED_DIR"
     ).set_defaults(func=cmd_cap_write_feeds)
+
+    endpoints = sub.add_parser("endpoints", help="webhook endpoints").add_subparsers(
+        dest="sub", required=True
+    )
+    add = endpoints.add_parser("add", help="add an endpoint and print its secret once")
+    add.add_argument("url")
+    add.add_argument("--as", dest="actor", required=True, help="the operator acting")
+    add.add_argument("--description", default="")
+    add.add_argument(
+        "--format",
+        default="standard",
+        choices=["standard", "slack", "discord", "teams", "mastodon", "telegram"],
+    )
+    add.add_argument("--language", default="en")
+    add.add_argument("--event", action="append", help="an event wanted (repeat); default all")
+    add.add_argument("--accepts-tests", action="store_true", help="also Test/Exercise alerts")
+    add.add_argument("--chat-id", default="", help="Telegram channel")
+    add.set_defaults(func=cmd_endpoints_add)
+    endpoints.add_parser("list", help="endpoints, state and circuit").set_defaults(
+        func=cmd_endpoints_list
+    )
+    disable = endpoints.add_parser("disable", help="stop sending to an endpoint")
+    disable.add_argument("id", type=int)
+    disable.add_argument("--as", dest="actor", required=True, help="the operator acting")
+    disable.add_argument("--reason", default="")
+    disable.set_defaults(func=cmd_endpoints_disable)
 
     health = sub.add_parser("health", help="exit 1 when workers are not taking work")
     health.add_argument(

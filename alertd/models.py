@@ -5,6 +5,8 @@ from alertd.alerts.models import Alert, Photo, Proposal, Version
 from alertd.audit.models import AuditEntry, AuditHead
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.models import Delivery, Dispatch
+from alertd.channels.webhooks.models import Attempt as WebhookAttempt
+from alertd.channels.webhooks.models import Endpoint as WebhookEndpoint
 from alertd.db import Base
 from alertd.idempotency.models import IdempotencyKey
 from alertd.outbox.models import OutboxMessage
@@ -26,4 +28,6 @@ __all__ = [
     "SchedulerLock",
     "User",
     "Version",
+    "WebhookAttempt",
+    "WebhookEndpoint",
 ]

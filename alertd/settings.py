@@ -56,6 +56,13 @@ class Settings:
     PUBLISH_TIMEOUT_SECONDS: float
     METRICS_TOKEN: str  # bearer token for /metrics; empty means loopback clients only
     LOG_FORMAT: str  # json (default) or text
+    WEBHOOK_ALLOW: str  # networks webhooks may reach although not public, e.g. 127.0.0.1/32
+    WEBHOOK_HTTPS_ONLY: bool
+    WEBHOOK_CONNECT_SECONDS: float
+    WEBHOOK_READ_SECONDS: float
+    WEBHOOK_MAX_RESPONSE_BYTES: int
+    WEBHOOK_CONCURRENCY: int
+    WEBHOOK_BREAKER_FAILURES: int
 
     def __post_init__(self) -> None:
         load_zone(self.TIMEZONE)  # A misspelt zone fails at start, not in the first alert.

@@ -31,7 +31,7 @@ MAX_ALERT_HOURS = 72
 MAX_PHOTO_BYTES = 5_000_000
 
 # The channels every approved version is dispatched to, by name or "module:Class".
-CHANNELS = "cap,log"
+CHANNELS = "cap,log,webhook"
 
 # Criteria rule sets live as JSON files; empty means config/criteria.
 CRITERIA_DIR = ""
@@ -76,3 +76,18 @@ PUBLISH_TIMEOUT_SECONDS = 2.0
 METRICS_TOKEN = ""
 # Log lines: "json" (one object per line, with alert, version and delivery ids) or "text".
 LOG_FORMAT = "json"
+
+# Webhooks (DOMAIN.md section 6). Networks that may be reached although they are not public
+# (comma-separated, e.g. "127.0.0.1/32" for a receiver on this machine); empty refuses them all.
+WEBHOOK_ALLOW = ""
+# Refuse plain-http endpoint URLs; only a test or a closed network turns this off.
+WEBHOOK_HTTPS_ONLY = True
+# Per request: time to connect, and time for the whole answer (a slow receiver is cut off).
+WEBHOOK_CONNECT_SECONDS = 2.0
+WEBHOOK_READ_SECONDS = 5.0
+# How much of an answer is read: enough for a Mastodon or Telegram reply, never a huge body.
+WEBHOOK_MAX_RESPONSE_BYTES = 65536
+# Requests in flight at once in one delivery task, so hanging endpoints cannot hold up the rest.
+WEBHOOK_CONCURRENCY = 32
+# Consecutive failed requests after which an endpoint's circuit opens and it is left alone.
+WEBHOOK_BREAKER_FAILURES = 5

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from alertd import __version__
+from alertd.channels.webhooks.openapi import PATHS as WEBHOOK_PATHS
+from alertd.channels.webhooks.openapi import SCHEMAS as WEBHOOK_SCHEMAS
 
 _TEXT = {"type": "string"}
 _NUMBER = {"type": ["number", "null"]}
@@ -220,6 +222,7 @@ def openapi_document() -> dict[str, Any]:
                 "Alert": ALERT,
                 "Version": VERSION,
                 "Error": ERROR,
+                **WEBHOOK_SCHEMAS,
             },
         },
         "paths": {
@@ -293,5 +296,6 @@ def openapi_document() -> dict[str, Any]:
                     }
                 ),
             ),
+            **WEBHOOK_PATHS,
         },
     }

@@ -63,6 +63,7 @@ class Channel(Protocol):
 BUILTIN = {
     "cap": "alertd.channels.cap.channel:CapFeedChannel",
     "log": "alertd.channels.log:LogChannel",
+    "webhook": "alertd.channels.webhooks.channel:WebhookChannel",
 }
 
 

@@ -65,15 +65,20 @@ def create_app(
     from alertd.alerts.views import bp as alerts_bp
     from alertd.channels.cap.views import bp as cap_bp
     from alertd.observe.views import bp as metrics_bp
+    from alertd.channels.webhooks.api import bp as webhooks_api_bp
+    from alertd.channels.webhooks.views import bp as webhooks_bp
     from alertd.web.public import bp as public_bp
 
     csrf.exempt(api_bp)
+    csrf.exempt(webhooks_api_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(cap_bp)
     app.register_blueprint(metrics_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(webhooks_api_bp)
 
     @app.errorhandler(HTTPException)
     def api_errors_as_json(error: HTTPException) -> Response | HTTPException:

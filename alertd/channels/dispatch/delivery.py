@@ -136,6 +136,9 @@ def _claim(
                 update(Delivery)
                 .where(Delivery.id.in_([d.id for d in claimed]))
                 .values(attempted_at=now, attempts=Delivery.attempts + 1)
+                # The loaded rows are counted below, once: letting SQLAlchemy also apply the
+                # increment to them counted every attempt twice.
+                .execution_options(synchronize_session=False)
             )
             for delivery in claimed:
                 delivery.attempts += 1
