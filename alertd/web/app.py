@@ -64,9 +64,9 @@ def create_app(
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
     from alertd.channels.cap.views import bp as cap_bp
-    from alertd.observe.views import bp as metrics_bp
     from alertd.channels.webhooks.api import bp as webhooks_api_bp
     from alertd.channels.webhooks.views import bp as webhooks_bp
+    from alertd.observe.views import bp as metrics_bp
     from alertd.web.public import bp as public_bp
 
     csrf.exempt(api_bp)
