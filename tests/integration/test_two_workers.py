@@ -5,7 +5,6 @@ multiprocess folder, add up to what was delivered; their JSON log lines name eac
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -99,4 +98,4 @@ def test_two_worker_processes_share_the_work_and_send_nothing_twice(
         if s.name == "alertd_delivery_outcomes_total" and s.labels["outcome"] == "sent"
     }
     assert outcomes["recording"] == RECIPIENTS
-    assert os.listdir(metrics_dir)
+    assert any(metrics_dir.iterdir())
