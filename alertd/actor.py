@@ -25,6 +25,15 @@ class Actor:
     role: str
     address: str | None = None
     user_agent: str | None = None
+    # Set when an API token acts: its id, and who minted it (None: the server's operator).
+    token_id: int | None = None
+    token_creator_id: int | None = None
+
+    @property
+    def people(self) -> frozenset[int]:
+        """Everyone behind this credential: the user, and whoever minted the token. The
+        two-person rule compares these, so one person holding two tokens is still one."""
+        return frozenset(p for p in (self.user_id, self.token_creator_id) if p is not None)
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())

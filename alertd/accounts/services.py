@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from alertd.accounts.models import ApiToken, User
@@ -18,7 +18,7 @@ from alertd.actor import ROLES, Actor
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import record, storable
 from alertd.db import utcnow
-from alertd.errors import Forbidden, Invalid, TooManyRequests, Unauthenticated
+from alertd.errors import Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated
 
 _hasher = PasswordHasher()
 # A hash of a random password, checked when the user does not exist, so that a login for an
@@ -162,7 +162,79 @@ def authenticate(
 
 
 def record_logout(session: Session, actor: Actor) -> None:
+    """Sign out on the server: bumping the epoch makes every cookie issued before it, including
+    a copy of this one, worthless. (Cookies are signed, not stored, so the epoch is how the
+    server takes one back; it signs the user out of their other browsers too.)"""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is not None:
+        user.session_epoch += 1
     record(session, actor=actor, action="logout", target_type="user", target_id=actor.username)
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"No user named {username!r}.")
+    return user
+
+
+def set_active(session: Session, username: str, active: bool, *, by: Actor | None) -> User:
+    """Deactivate (or reactivate) a user. A deactivated user's sessions and tokens stop working
+    on their next request: both are checked against ``active`` every time."""
+    action = "user.activate" if active else "user.deactivate"
+    _check_admin(by, action)
+    user = _user(session, username)
+    if not active and by is not None and by.user_id == user.id:
+        raise Invalid("You cannot deactivate yourself.", fields={"username": "is you"})
+    if user.active != active:
+        user.active = active
+        user.session_epoch += 1
+        record(
+            session,
+            actor=by,
+            action=action,
+            target_type="user",
+            target_id=user.username,
+            detail={"before": {"active": not active}, "after": {"active": active}},
+        )
+    return user
+
+
+def change_password(session: Session, actor: Actor, current: str, new: str) -> int:
+    """A user changes their own password. Every session of theirs ends; the returned epoch is
+    the new one, for the session that made the change to carry on with."""
+    user = session.get(User, actor.user_id) if actor.user_id is not None else None
+    if user is None or not user.active:
+        raise Unauthenticated("Please sign in.")
+    valid: bool = False
+    try:
+        valid = _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        valid = False
+    if not valid:
+        raise Invalid(
+            "The current password is wrong.",
+            fields={"current_password": "does not match"},
+            audit={
+                "actor": actor,
+                "action": "password.change",
+                "outcome": "refused",
+                "target_type": "user",
+                "target_id": user.username,
+                "detail": {"reason": "wrong current password"},
+            },
+        )
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            "The password was not changed.",
+            fields={"new_password": f"at least {MIN_PASSWORD_LENGTH} characters"},
+        )
+    user.password_hash = _hasher.hash(new)
+    user.session_epoch += 1
+    record(
+        session, actor=actor, action="password.change", target_type="user", target_id=user.username
+    )
+    return user.session_epoch
 
 
 def _hash_token(token: str) -> str:
@@ -178,16 +250,39 @@ class NewToken:
 def create_token(
     session: Session, username: str, name: str, *, by: Actor | None = None
 ) -> NewToken:
-    """Create an API token for ``username``. The returned token is the only copy."""
-    _check_admin(by, "token.create")
+    """Create an API token for ``username``. The returned token is the only copy.
+
+    Users mint their own tokens only: an admin who could mint one for an officer and one for a
+    supervisor could raise and approve alone. The command line (``by`` None) runs with the
+    server operator's authority and is audited as such."""
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if by is not None and (user is None or by.user_id != user.id):
+        raise Forbidden(
+            "Users create their own API tokens; nobody mints one for someone else.",
+            audit={
+                "actor": by,
+                "action": "token.create",
+                "outcome": "refused",
+                "target_type": "user",
+                "target_id": username[:60],
+                "detail": {"reason": "not the token's owner"},
+            },
+        )
     if user is None:
         raise Invalid(f"No user named {username!r}.", fields={"username": "unknown user"})
+    if not user.active:
+        raise Invalid(f"{username} is deactivated.", fields={"username": "deactivated"})
     name = (name or "api").strip()
     if len(name) > 120:
         raise Invalid("The token's name is too long.", fields={"name": "at most 120 characters"})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, prefix=token[:12], token_hash=_hash_token(token))
+    row = ApiToken(
+        user_id=user.id,
+        created_by_id=by.user_id if by is not None else None,
+        name=name,
+        prefix=token[:12],
+        token_hash=_hash_token(token),
+    )
     session.add(row)
     session.flush()
     record(
@@ -196,7 +291,12 @@ def create_token(
         action="token.create",
         target_type="user",
         target_id=user.username,
-        detail={"token_id": row.id, "prefix": row.prefix, "name": row.name},
+        detail={
+            "token_id": row.id,
+            "prefix": row.prefix,
+            "name": row.name,
+            "via": "console or API" if by is not None else "command line",
+        },
     )
     return NewToken(token, row)
 
@@ -208,6 +308,65 @@ def token_for(session: Session, token: str) -> ApiToken | None:
     ).scalar_one_or_none()
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
+    return row
+
+
+def token_actor(row: ApiToken, address: str | None, user_agent: str | None) -> Actor:
+    return Actor(
+        row.user.id,
+        row.user.username,
+        row.user.role,
+        address,
+        user_agent,
+        token_id=row.id,
+        token_creator_id=row.created_by_id,
+    )
+
+
+# last_used_at is written at most this often per token, so a busy integration does not turn
+# every read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def touch_token(session: Session, token_id: int) -> None:
+    now = utcnow()
+    session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            (ApiToken.last_used_at.is_(None))
+            | (ApiToken.last_used_at < now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+    )
+
+
+def list_tokens(session: Session, *, by: Actor | None) -> list[ApiToken]:
+    """Every token for an admin or the command line; one's own for anybody else."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if by is not None and not by.can("tokens.manage"):
+        query = query.where(ApiToken.user_id == by.user_id)
+    return list(session.execute(query).scalars())
+
+
+def revoke_token(session: Session, token_id: int, *, by: Actor | None) -> ApiToken:
+    """Revoke a token: its owner or an admin may. Revoking twice changes nothing."""
+    row = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
+    if row is None or (
+        by is not None and not by.can("tokens.manage") and row.user_id != by.user_id
+    ):
+        # Someone else's token is "not found" to a non-admin, so ids reveal nothing.
+        raise NotFound(f"No token {token_id}.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        record(
+            session,
+            actor=by,
+            action="token.revoke",
+            target_type="user",
+            target_id=row.user.username,
+            detail={"token_id": row.id, "prefix": row.prefix, "name": row.name},
+        )
     return row
 
 

@@ -3,10 +3,12 @@ route shares."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from flask import (
     Blueprint,
+    abort,
     flash,
     g,
     jsonify,
@@ -23,10 +25,14 @@ from werkzeug.exceptions import HTTPException
 from alertd.accounts.models import ApiToken
 from alertd.accounts.services import (
     authenticate,
+    change_password,
     create_token,
     create_user,
+    list_tokens,
     list_users,
     record_logout,
+    revoke_token,
+    set_active,
 )
 from alertd.actor import ROLES, Actor
 from alertd.errors import ServiceError, TooManyRequests, Unauthenticated
@@ -145,12 +151,26 @@ def logout() -> ResponseReturnValue:
     return redirect(url_for("accounts.login"))
 
 
+def _token_rows(db: Any, actor: Actor) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t.id,
+            "name": t.name,
+            "prefix": t.prefix,
+            "owner": t.user.username,
+            "created_at": t.created_at,
+            "last_used_at": t.last_used_at,
+            "revoked_at": t.revoked_at,
+        }
+        for t in list_tokens(db, by=actor)
+    ]
+
+
 def _users_page(
     status: int = 200,
     *,
     error: ServiceError | None = None,
     form: dict[str, str] | None = None,
-    new_token: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     with ctx().db.session() as db:
         counts = {
@@ -172,25 +192,25 @@ def _users_page(
             }
             for u in list_users(db)
         ]
+        tokens = _token_rows(db, g.actor)
     return render_template(
         "accounts/users.html",
         users=users,
+        tokens=tokens,
         error=error,
         fields=error.fields if error else {},
         form=form or {},
-        new_token=new_token,
     ), status
+
+
+def _forbidden(message: str) -> ResponseReturnValue:
+    return render_template("errors/error.html", status=403, title="Forbidden", message=message), 403
 
 
 def _admin_only() -> ResponseReturnValue | None:
     actor: Actor = g.actor
     if not actor.can("users.manage"):
-        return render_template(
-            "errors/error.html",
-            status=403,
-            title="Forbidden",
-            message="Only an admin manages users and tokens.",
-        ), 403
+        return _forbidden("Only an admin manages users and tokens.")
     return None
 
 
@@ -216,12 +236,67 @@ def create_user_view() -> ResponseReturnValue:
             )
     except ServiceError as error:
         if error.status == 403:
-            return render_template(
-                "errors/error.html", status=403, title="Forbidden", message=error.message
-            ), 403
+            return _forbidden(error.message)
         return _users_page(error.status, error=error, form=form)
     flash(f"User {form['username'].strip()} created as {form['role']}.", "ok")
     return redirect(url_for("accounts.users"))
+
+
+@bp.post("/users/<name>/<any(deactivate, activate):change>")
+@login_required
+def set_active_view(name: str, change: str) -> ResponseReturnValue:
+    try:
+        with ctx().db.transaction() as db:
+            set_active(db, name, change == "activate", by=g.actor)
+    except ServiceError as error:
+        if error.status == 403:
+            return _forbidden(error.message)
+        return _users_page(error.status, error=error)
+    flash(f"User {name} {change}d.", "ok")
+    return redirect(url_for("accounts.users"))
+
+
+def _account_page(
+    status: int = 200,
+    *,
+    error: ServiceError | None = None,
+    new_token: dict[str, str] | None = None,
+) -> ResponseReturnValue:
+    with ctx().db.session() as db:
+        own = replace(g.actor, role="none")  # Only one's own tokens here, even for an admin.
+        tokens = _token_rows(db, own)
+    return render_template(
+        "accounts/account.html",
+        tokens=tokens,
+        error=error,
+        fields=error.fields if error else {},
+        new_token=new_token,
+    ), status
+
+
+@bp.get("/account")
+@login_required
+def account() -> ResponseReturnValue:
+    return _account_page()
+
+
+@bp.post("/account/password")
+@login_required
+def change_password_view() -> ResponseReturnValue:
+    try:
+        with ctx().db.transaction() as db:
+            epoch = change_password(
+                db,
+                g.actor,
+                request.form.get("current_password", ""),
+                request.form.get("new_password", ""),
+            )
+    except ServiceError as error:
+        return _account_page(error.status, error=error)
+    # Every other session of the user ends with the old epoch; this one carries on.
+    session["epoch"] = epoch
+    flash("Your password is changed, and your other sessions are signed out.", "ok")
+    return redirect(url_for("accounts.account"))
 
 
 @bp.post("/users/<name>/tokens")
@@ -235,12 +310,24 @@ def create_token_view(name: str) -> ResponseReturnValue:
             token, prefix, label = new.token, new.record.prefix, new.record.name
     except ServiceError as error:
         if error.status == 403:
-            return render_template(
-                "errors/error.html", status=403, title="Forbidden", message=error.message
-            ), 403
-        return _users_page(error.status, error=error)
+            return _forbidden(error.message)
+        return _account_page(error.status, error=error)
     # Rendered, not redirected: the token exists nowhere else, and a flash would put it in the
     # session cookie.
-    return _users_page(
+    return _account_page(
         201, new_token={"username": name, "token": token, "prefix": prefix, "name": label}
     )
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token_view(token_id: int) -> ResponseReturnValue:
+    try:
+        with ctx().db.transaction() as db:
+            row = revoke_token(db, token_id, by=g.actor)
+            label = f"{row.prefix}… ({row.name}, {row.user.username})"
+    except ServiceError as error:
+        abort(error.status, error.message)
+    flash(f"Token {label} revoked.", "ok")
+    back = url_for("accounts.users" if g.actor.can("tokens.manage") else "accounts.account")
+    return redirect(back)

@@ -22,6 +22,7 @@ from alertd.channels.dispatch import delivery_counts
 from alertd.errors import Invalid, NotFound, ServiceError
 from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
+from alertd.web.jsonbody import json_object
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(load_token_actor)
@@ -41,13 +42,7 @@ def http_error(error: HTTPException) -> tuple[Response, int]:
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Invalid(
-            "The request body must be a JSON object (Content-Type: application/json).",
-            fields={"body": "not a JSON object"},
-        )
-    return body
+    return json_object()
 
 
 def _photo(body: dict[str, Any]) -> bytes | None:
@@ -209,13 +204,8 @@ def edit_alert(alert_id: int) -> tuple[Response, int]:
 
 
 def _optional_body() -> dict[str, Any]:
-    """The body of an action, where one is optional: absent means {}."""
-    body = request.get_json(silent=True)
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
-    return body
+    """The body of an action, where one is optional: absent means {}, malformed is a 400."""
+    return json_object(optional=True)
 
 
 def _reason() -> str:

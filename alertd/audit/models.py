@@ -32,6 +32,8 @@ class AuditEntry(Base):
     target_id: Mapped[str | None] = mapped_column(String(60))
     address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(Text)
+    # The API token that acted, if one did: a field of its own, never mixed into user_agent.
+    token_id: Mapped[int | None]
     detail: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))

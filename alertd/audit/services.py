@@ -24,7 +24,9 @@ def canonical_json(value: Any) -> str:
 
 
 def entry_payload(entry: AuditEntry) -> dict[str, Any]:
-    return {
+    # token_id is hashed only when set, so entries written before the field existed verify.
+    token = {} if entry.token_id is None else {"token_id": entry.token_id}
+    return token | {
         "seq": entry.seq,
         "at": entry.at.isoformat(),
         "actor_id": entry.actor_id,
@@ -118,6 +120,7 @@ def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditE
             target_id=None if rec.target_id is None else storable(str(rec.target_id), 60),
             address=storable(actor.address, 64) if actor and actor.address else None,
             user_agent=storable(actor.user_agent, 500) if actor and actor.user_agent else None,
+            token_id=actor.token_id if actor else None,
             detail=_storable_json(rec.detail or {}),
             prev_hash=head.hash,
             hash="",

@@ -60,6 +60,7 @@ def create_app(
     csrf.init_app(app)
     register_filters(app)
 
+    from alertd.accounts.api import bp as accounts_api_bp
     from alertd.accounts.views import bp as accounts_bp
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
@@ -71,9 +72,11 @@ def create_app(
 
     csrf.exempt(api_bp)
     csrf.exempt(webhooks_api_bp)
+    csrf.exempt(accounts_api_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(accounts_api_bp)
     app.register_blueprint(public_bp)
     app.register_blueprint(cap_bp)
     app.register_blueprint(metrics_bp)

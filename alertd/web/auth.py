@@ -9,9 +9,16 @@ from typing import Any, TypeVar, cast
 from flask import abort, current_app, g, jsonify, redirect, request, session, url_for
 
 from alertd.accounts.models import User
-from alertd.accounts.services import actor_for, token_for
+from alertd.accounts.services import (
+    LAST_USED_RESOLUTION,
+    actor_for,
+    token_actor,
+    token_for,
+    touch_token,
+)
 from alertd.actor import Actor
 from alertd.context import Context
+from alertd.db import utcnow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,13 +74,14 @@ def load_token_actor() -> None:
         return
     with ctx().db.session() as db_session:
         row = token_for(db_session, token.strip())
-        if row is not None:
-            # Which token acted goes into every audit entry: tokens are minted by admins, so a
-            # token used by someone other than its user can be traced to who created it.
-            agent = request.headers.get("User-Agent", "")[:400]
-            g.actor = actor_for(
-                row.user, client_address(), f"{agent} [api token #{row.id} {row.prefix}]"
-            )
+        if row is None:
+            return
+        # The token's id travels in the actor, and from there into its own audit field.
+        g.actor = token_actor(row, client_address(), request.headers.get("User-Agent", "")[:500])
+        stale = row.last_used_at is None or row.last_used_at < utcnow() - LAST_USED_RESOLUTION
+    if stale:
+        with ctx().db.transaction() as db_session:
+            touch_token(db_session, g.actor.token_id)
 
 
 def token_required(view: F) -> F:

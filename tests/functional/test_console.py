@@ -496,15 +496,16 @@ def test_the_admin_creates_a_user_and_a_token(
     assert response.status_code == 302
     assert "officer9" in client.get("/users").text
 
+    # An admin may not mint a token for someone else; officer9 creates their own.
+    assert client.post("/users/officer9/tokens", data={"name": "cad"}).status_code == 403
+    client.post("/logout")
+    assert login(client, "officer9", "a long enough password").status_code == 302
     response = client.post("/users/officer9/tokens", data={"name": "cad"})
     assert response.status_code == 201
     token = re.search(r'value="(alertd_[^"]+)"', response.text)
     assert token is not None
     assert "shown only this once" in response.text
-    assert token.group(1) not in client.get("/users").text
-
-    client.post("/logout")
-    assert login(client, "officer9", "a long enough password").status_code == 302
+    assert token.group(1) not in client.get("/account").text
 
 
 def test_a_bad_new_user_is_refused_with_field_messages(client: FlaskClient, admin: Actor) -> None:
@@ -526,7 +527,7 @@ def test_only_an_admin_manages_users(client: FlaskClient, officer: Actor) -> Non
         ).status_code
         == 403
     )
-    assert client.post("/users/officer1/tokens", data={"name": "x"}).status_code == 403
+    assert client.post("/users/admin1/tokens", data={"name": "x"}).status_code == 403
 
 
 # Forms and CSRF ------------------------------------------------------------------------------

@@ -10,12 +10,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alertd.accounts.models import ApiToken
 from alertd.actor import Actor
 from alertd.alerts.content import ContentErrors, expires_of, parse_content
 from alertd.alerts.models import (
     Alert,
 )
 from alertd.alerts.photos import store_photo
+from alertd.audit.models import AuditEntry
 from alertd.audit.services import record
 from alertd.context import Context
 from alertd.db import utcnow
@@ -150,8 +152,39 @@ def _photo_id(
         raise _refusal(Invalid, error.message, actor, action, alert, error.fields) from None
 
 
-def _check_second_person(by: Actor, raised_by: set[int | None], action: str, alert: Alert) -> None:
-    if by.user_id in raised_by:
+def _people(
+    session: Session,
+    alert: Alert,
+    user_ids: set[int | None],
+    actions: tuple[str, ...],
+    proposal_id: int | None = None,
+) -> set[int]:
+    """The people behind the credentials that did ``actions`` to the alert: the users, and the
+    minters of the API tokens they used (read from the audit trail, which names each token).
+    With ``proposal`` in an entry's detail, only the ``proposal_id`` one counts."""
+    people = {uid for uid in user_ids if uid is not None}
+    rows = session.execute(
+        select(AuditEntry.detail, ApiToken.created_by_id)
+        .join(ApiToken, ApiToken.id == AuditEntry.token_id)
+        .where(
+            AuditEntry.target_type == "alert",
+            AuditEntry.target_id == str(alert.id),
+            AuditEntry.action.in_(actions),
+            AuditEntry.outcome == "ok",
+        )
+    )
+    people.update(
+        creator
+        for detail, creator in rows
+        if creator is not None and (proposal_id is None or detail.get("proposal") == proposal_id)
+    )
+    return people
+
+
+def _check_second_person(by: Actor, raised_by: set[int], action: str, alert: Alert) -> None:
+    """The two-person rule compares people, not credentials: a token counts as the person
+    who minted it as well as its owner."""
+    if by.people & raised_by:
         raise _refusal(
             Forbidden,
             "The person who raised or submitted an alert or update may "

@@ -20,6 +20,7 @@ from alertd.alerts.services._common import (
     _check_second_person,
     _load,
     _parse,
+    _people,
     _photo_id,
     _reason,
     _refusal,
@@ -41,9 +42,13 @@ def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         if alert.state == ACTIVE and alert.approved_by_id is not None:
             return alert
         _require_state(alert, PENDING, by, "alert.approve", "a submitted alert can be approved")
-        _check_second_person(
-            by, {alert.created_by_id, alert.submitted_by_id}, "alert.approve", alert
+        raisers = _people(
+            session,
+            alert,
+            {alert.created_by_id, alert.submitted_by_id},
+            ("alert.create", "alert.submit"),
         )
+        _check_second_person(by, raisers, "alert.approve", alert)
         now = utcnow()
         if alert.expires_at <= now:
             raise _refusal(
@@ -169,7 +174,10 @@ def approve_update(ctx: Context, alert_id: int, *, by: Actor, proposal_id: objec
                 alert,
                 {"proposal_id": f"the pending update is {proposal.id}"},
             )
-        _check_second_person(by, {proposal.proposed_by_id}, "alert.approve_update", alert)
+        proposers = _people(
+            session, alert, {proposal.proposed_by_id}, ("alert.propose_update",), proposal.id
+        )
+        _check_second_person(by, proposers, "alert.approve_update", alert)
         now = utcnow()
         if proposal.expires_at <= now:
             raise _refusal(

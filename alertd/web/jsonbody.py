@@ -1,0 +1,63 @@
+"""Reading an API request's JSON body strictly: a body that is not a JSON object is refused
+with a 400 that says why, never guessed to be ``{}``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from alertd.errors import Invalid
+
+# Alert content nests a few levels (areas, polygons, points); anything deeper is not ours.
+MAX_DEPTH = 32
+
+
+def _too_deep(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def json_object(*, optional: bool = False) -> dict[str, Any]:
+    """The body as a JSON object. With ``optional``, an empty body means ``{}``; a body that is
+    there but malformed, not JSON, or not an object is always a 400."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise Invalid(
+            "The request body must be a JSON object (Content-Type: application/json).",
+            fields={"body": "missing"},
+        )
+    if request.mimetype != "application/json":
+        raise Invalid(
+            "Send the body as JSON with Content-Type: application/json.",
+            fields={"body": f"content type {request.mimetype or 'none'!s}"},
+        )
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        body = None
+        deep = True
+    except (ValueError, UnicodeDecodeError) as error:
+        raise Invalid(
+            f"The request body is not valid JSON: {error}", fields={"body": "malformed JSON"}
+        ) from None
+    else:
+        deep = _too_deep(body)
+    if deep:
+        raise Invalid(
+            f"The request body nests deeper than {MAX_DEPTH} levels.",
+            fields={"body": "nested too deeply"},
+        )
+    if not isinstance(body, dict):
+        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
+    return body
