@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alertd.alerts.criteria import RuleSet
+from alertd.alerts.geometry import polygon_problem
 from alertd.db import utcnow
 
 STATUSES = ("Actual", "Exercise", "Test")
@@ -192,10 +193,11 @@ def _area(c: _Checker, path: str, item: Mapping[str, Any]) -> dict[str, Any]:
             if len(polygon) > MAX_POINTS:
                 c.fail(f"{path}.polygon", f"at most {MAX_POINTS} points")
             elif len(clean) == len(points):
-                if clean and clean[0] != clean[-1]:
-                    clean.append(clean[0])  # Close the ring as CAP requires; officers forget.
-                if len(set(clean)) < 3:
-                    c.fail(f"{path}.polygon", "needs at least three distinct points")
+                # The console's form closes the ring for the officer; a client of the API sends
+                # the ring CAP will carry, so an open one is refused rather than guessed at.
+                problem = polygon_problem(clean)
+                if problem:
+                    c.fail(f"{path}.polygon", problem)
                 area["polygon"] = [list(p) for p in clean]
     circle = item.get("circle")
     if circle:

@@ -213,6 +213,13 @@ def _points(text: str) -> list[list[str]]:
     ]
 
 
+def _same_point(a: list[str], b: list[str]) -> bool:
+    try:
+        return [float(x) for x in a] == [float(x) for x in b]
+    except ValueError:
+        return a == b  # content.py reports the unreadable point
+
+
 def _circle(text: str) -> dict[str, str | None]:
     centre, _, radius = text.strip().partition(" ")
     lat, _, lon = centre.partition(",")
@@ -270,6 +277,9 @@ def parse_form(form: MultiDict[str, str], rule_sets: Mapping[str, RuleSet]) -> P
         area["geocodes"] = _geocodes(values.get("geocodes", ""), f"areas-{slot}-geocodes", errors)
         if values.get("polygon"):
             area["polygon"] = _points(values["polygon"])
+            ring = area["polygon"]
+            if len(ring) > 2 and not _same_point(ring[0], ring[-1]):
+                ring.append(ring[0])  # Officers type the corners; the form closes the ring.
         if values.get("circle"):
             area["circle"] = _circle(values["circle"])
         areas.append(area)

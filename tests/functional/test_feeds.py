@@ -4,6 +4,7 @@ Flask test client, with deliveries run in-process as a worker would run them."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import feedparser
+import geojson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
+from shapely.geometry import Polygon
 from sqlalchemy import select
 
 from alertd.actor import Actor
@@ -219,10 +222,29 @@ def test_geojson_has_polygons_and_circles(desk: Desk, client: FlaskClient) -> No
     assert response.headers["Content-Type"] == "application/geo+json"
     collection = response.get_json()
     assert collection["type"] == "FeatureCollection"
-    geometries = {f["geometry"]["type"]: f for f in collection["features"]}
-    assert geometries["Polygon"]["geometry"]["coordinates"][0][0] == [-118.5, 34.0]
-    assert geometries["Point"]["geometry"]["coordinates"] == [-118.3, 34.1]
-    assert geometries["Point"]["properties"]["radius_km"] == 15
+    # The geojson package, not ours, says the document is valid GeoJSON.
+    parsed = geojson.loads(response.get_data(as_text=True))
+    assert parsed.is_valid, parsed.errors()
+    drawn, circle = collection["features"]
+    # The drawn polygon was entered clockwise; GeoJSON gets it counter-clockwise (RFC 7946).
+    ring = drawn["geometry"]["coordinates"][0]
+    assert sorted(map(tuple, ring[:-1])) == [(-118.5, 34.0), (-118.5, 34.2), (-118.2, 34.2)]
+    assert Polygon(ring).exterior.is_ccw and ring[0] == ring[-1]
+    # The circle is a polygon 15 km around its centre, which the properties keep exactly.
+    assert circle["properties"]["centre"] == [-118.3, 34.1]
+    assert circle["properties"]["radius_km"] == 15
+    outline = circle["geometry"]["coordinates"][0]
+    assert circle["geometry"]["type"] == "Polygon" and Polygon(outline).exterior.is_ccw
+    for lon, lat in outline:
+        assert abs(_km(34.1, -118.3, lat, lon) - 15) < 0.01
+
+
+def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    # Haversine on the same mean radius: an independent check of the circle's points.
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
 
 
 def test_feeds_answer_304_from_the_cache_without_rebuilding(

@@ -34,6 +34,7 @@ from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type inf
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from alertd.alerts.geometry import geojson_circle, geojson_polygon
 from alertd.channels.cap.message import CAP_NS, format_cap_datetime
 from alertd.channels.cap.models import CapDocument
 from alertd.db import Database, utcnow
@@ -434,8 +435,9 @@ def rss_feed(
 
 
 def geojson_feed(settings: Settings, documents: Sequence[CapDocument]) -> bytes:
-    """Live alerts for web maps. GeoJSON has no circle, so a CAP circle is a Point with a
-    ``radius_km`` property; an alert with only geocodes is a feature with a null geometry."""
+    """Live alerts for web maps. GeoJSON has no circle, so a CAP circle is a polygon that
+    approximates it, with ``centre`` ([lon, lat]) and ``radius_km`` properties; an alert with
+    only geocodes is a feature with a null geometry."""
     features: list[dict[str, Any]] = []
     for document in documents:
         summary = document.summary
@@ -474,13 +476,13 @@ def _shapes(areas: Iterable[Mapping[str, Any]]) -> Iterable[tuple[dict[str, Any]
     for area in areas:
         extra = {"areaDesc": area.get("description", "")}
         for polygon in area.get("polygons") or []:
-            # GeoJSON orders coordinates longitude first; CAP writes latitude first.
-            ring = [[lon, lat] for lat, lon in polygon]
-            yield {"type": "Polygon", "coordinates": [ring]}, extra
+            yield geojson_polygon(polygon), extra
         for circle in area.get("circles") or []:
+            # Maps draw the approximating polygon; the properties keep the circle exact.
+            lat, lon, radius = circle["lat"], circle["lon"], circle["radius_km"]
             yield (
-                {"type": "Point", "coordinates": [circle["lon"], circle["lat"]]},
-                {**extra, "radius_km": circle["radius_km"]},
+                geojson_circle(lat, lon, radius),
+                {**extra, "centre": [lon, lat], "radius_km": radius},
             )
 
 
