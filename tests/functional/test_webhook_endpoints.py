@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from alertd import cli
 from alertd.accounts.services import create_token
 from alertd.actor import Actor
+from alertd.alerts import services
+from alertd.broker import RecordingPublisher
+from alertd.channels.models import Delivery
+from alertd.channels.webhooks import services as webhooks
 from alertd.context import Context
-from tests.support.factories import PASSWORD
+from tests.support.factories import PASSWORD, alert_body
+from tests.support.tasks import run_pending_tasks
+from tests.support.webhook_receivers import Receiver, Script, running
 
 
 @pytest.fixture
@@ -142,3 +149,36 @@ def test_cli_add_list_disable(
     cli.main(["endpoints", "list"])
     listed = capsys.readouterr().out
     assert "disabled" in listed and "whsec_" not in listed
+
+
+def test_console_delivery_log_and_replay_one(
+    local_ctx: Context,
+    client: FlaskClient,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+    publisher: RecordingPublisher,
+) -> None:
+    local_ctx.settings = local_ctx.settings.with_overrides(CHANNELS="webhook")
+    with running(Receiver()) as receiver:
+        receiver.respond = Script([(400, {}, b"no such channel"), (200, {}, b"ok")])
+        endpoint = webhooks.add_endpoint(local_ctx, {"url": receiver.url}, by=operator).endpoint
+        alert = services.create_alert(local_ctx, alert_body(), by=officer)
+        services.submit_alert(local_ctx, alert.id, by=officer)
+        services.approve_alert(local_ctx, alert.id, by=supervisor)
+        run_pending_tasks(local_ctx, publisher)
+        client.post("/login", data={"username": operator.username, "password": PASSWORD})
+        assert b"Webhook delivery log" in client.get(f"/alerts/{alert.id}").data
+        log = client.get(f"/webhooks/alerts/{alert.id}").data
+        assert b"400" in log and b"no such channel" in log
+        page = client.get(f"/webhooks/{endpoint.id}").data
+        assert b"Dead letters" in page and b"Replay" in page
+        with local_ctx.db.session() as session:
+            [delivery_id] = session.execute(select(Delivery.id)).scalars().all()
+        replayed = client.post(
+            f"/webhooks/deliveries/{delivery_id}/replay", data={"endpoint_id": endpoint.id}
+        )
+        assert replayed.status_code == 302
+        run_pending_tasks(local_ctx, publisher)
+        assert [s.headers["webhook-id"] for s in receiver.requests()] == [str(delivery_id)] * 2
+    assert b"No failed deliveries" in client.get(f"/webhooks/{endpoint.id}").data

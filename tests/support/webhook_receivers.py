@@ -39,6 +39,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Hanging handlers must not keep the test process alive.
     block_on_close = False
+    # Many endpoints may connect at once (the fan-out benchmark); the default backlog of 5
+    # would drop connections and add the client's SYN retransmit delay to the measurement.
+    request_queue_size = 512
 
 
 class Receiver:

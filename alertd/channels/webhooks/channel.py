@@ -106,9 +106,17 @@ class WebhookChannel:
                 if photo
                 else None
             )
+            # A few queries per batch, not per delivery: a fan-out to many endpoints starts fast.
             waiting_dispatch = _earlier_dispatch_unplanned(session, version)
+            waiting = _earlier_open(session, version, [d.recipient for d in deliveries])
+            endpoints = {
+                e.id: e
+                for e in session.execute(
+                    select(Endpoint).where(Endpoint.id.in_([int(d.recipient) for d in deliveries]))
+                ).scalars()
+            }
             for delivery in deliveries:
-                endpoint = session.get(Endpoint, int(delivery.recipient))
+                endpoint = endpoints.get(int(delivery.recipient))
                 if endpoint is None or not endpoint.enabled:
                     reason = endpoint.disabled_reason if endpoint else "endpoint deleted"
                     outcomes[delivery.id] = Outcome(
@@ -117,7 +125,7 @@ class WebhookChannel:
                 elif endpoint.circuit_open_until and endpoint.circuit_open_until > now:
                     wait = (endpoint.circuit_open_until - now).total_seconds()
                     outcomes[delivery.id] = _defer(delivery, f"circuit open: {wait:.0f} s", wait)
-                elif waiting_dispatch or _earlier_open(session, version, delivery):
+                elif waiting_dispatch or delivery.recipient in waiting:
                     outcomes[delivery.id] = _defer(
                         delivery, "waiting for the previous version", ORDER_WAIT_SECONDS
                     )
@@ -191,6 +199,16 @@ class WebhookChannel:
     ) -> None:
         now = utcnow()
         with ctx.db.transaction() as session:
+            # Locked in id order, as every batch does, so two batches cannot deadlock.
+            locked = {
+                e.id: e
+                for e in session.execute(
+                    select(Endpoint)
+                    .where(Endpoint.id.in_(sorted({j.endpoint.id for j in jobs})))
+                    .order_by(Endpoint.id)
+                    .with_for_update()
+                ).scalars()
+            }
             given_back = [
                 d.id for d in deliveries if d.id in outcomes and _deferred(outcomes[d.id])
             ]
@@ -205,8 +223,7 @@ class WebhookChannel:
                 delivery = job.delivery
                 for answer in result.answers or [sender_answer(result)]:
                     session.add(_attempt(delivery, job.endpoint.id, answer, result.state, now))
-                endpoint = session.get(Endpoint, job.endpoint.id, with_for_update=True)
-                assert endpoint is not None
+                endpoint = locked[job.endpoint.id]
                 _breaker(ctx, endpoint, result, now)
                 if result.state == sender.GONE:
                     endpoint.enabled = False
@@ -317,20 +334,24 @@ def _earlier_dispatch_unplanned(session: Session, version: Version) -> bool:
     return bool(count)
 
 
-def _earlier_open(session: Session, version: Version, delivery: Delivery) -> bool:
-    count = session.execute(
-        select(func.count())
-        .select_from(Delivery)
-        .join(Version, Version.id == Delivery.version_id)
-        .where(
-            Delivery.alert_id == version.alert_id,
-            Delivery.channel == CHANNEL,
-            Delivery.recipient == delivery.recipient,
-            Delivery.state.in_(OPEN_STATES),
-            Version.seq < version.seq,
-        )
-    ).scalar_one()
-    return bool(count)
+def _earlier_open(session: Session, version: Version, recipients: list[str]) -> set[str]:
+    """Endpoints still waiting for an earlier version of this alert: they get this one after."""
+    if version.seq == 1:
+        return set()
+    return set(
+        session.execute(
+            select(Delivery.recipient)
+            .join(Version, Version.id == Delivery.version_id)
+            .where(
+                Delivery.alert_id == version.alert_id,
+                Delivery.channel == CHANNEL,
+                Delivery.recipient.in_(recipients),
+                Delivery.state.in_(OPEN_STATES),
+                Version.seq < version.seq,
+            )
+            .distinct()
+        ).scalars()
+    )
 
 
 def _thread(

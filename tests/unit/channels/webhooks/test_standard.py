@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from alertd.audit.models import AuditEntry
 from alertd.channels.webhooks import services as webhooks
 from alertd.channels.webhooks.models import Endpoint
+from alertd.db import utcnow
 from tests.support.webhook_receivers import (
     HANG,
     TRICKLE,
@@ -204,3 +206,19 @@ def test_filters_events_tests_and_no_endpoints(flow: Flow) -> None:
         flow.run()
         assert cancels_only.requests() == []
         assert len(everything.requests()) == 2
+
+
+def test_no_retry_past_expiry_but_the_cancel_is_still_delivered(flow: Flow) -> None:
+    soon = (utcnow() + timedelta(minutes=10)).replace(microsecond=0).isoformat()
+    with running(Receiver()) as receiver:
+        # Retry-After is honoured within bounds: 2 hours is cut to 30 minutes, past the expiry.
+        receiver.respond = Script([(503, {"Retry-After": "7200"}, b""), (200, {}, b"")])
+        flow.endpoint(receiver.url)
+        alert = flow.publish(expires_at=soon)
+        flow.run()
+        [first] = flow.deliveries()
+        assert first.state == "failed" and "expires before the next attempt" in first.last_error
+        flow.cancel(alert)
+        flow.run()
+        assert [s.at for s in receiver.requests()] and len(receiver.requests()) == 2
+    assert [d.state for d in flow.deliveries()] == ["failed", "sent"]
