@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from alertd.alerts.criteria import RuleSet, load_rule_sets
+from alertd.audit.keys import head_mac_key, load_signing_key
 from alertd.broker import Publisher
 from alertd.db import Database
 from alertd.settings import Settings
@@ -30,4 +31,5 @@ def make_context(settings: Settings, publisher: Publisher | None = None) -> Cont
     import alertd.models  # noqa: F401 - models import services that import this module
 
     settings.instance_path.mkdir(parents=True, exist_ok=True)
-    return Context(settings, Database(settings.database_url), publisher or Publisher(settings))
+    db = Database(settings.database_url, audit_mac_key=head_mac_key(load_signing_key(settings)))
+    return Context(settings, db, publisher or Publisher(settings))

@@ -76,11 +76,17 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Session.info key of the audit head's MAC key (alertd.audit.keys), which every session of a
+# Database made by make_context carries, so each audit append authenticates the head it moves.
+AUDIT_MAC_KEY = "audit_mac_key"
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_mac_key: bytes | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        info = {AUDIT_MAC_KEY: audit_mac_key} if audit_mac_key else {}
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
 
     @property
     def is_sqlite(self) -> bool:

@@ -45,6 +45,9 @@ class Settings:
     CAP_SIGNING_CERT: str  # PEM certificate path, carried in each signature's KeyInfo
     FEED_DIR: str  # where feeds and CAP documents are also written as static files
     FEED_RETENTION_HOURS: float  # how long an ended alert's last message stays in the feeds
+    AUDIT_SIGNING_KEY: str  # Ed25519 PEM key path that signs audit checkpoints
+    AUDIT_CHECKPOINT_DIR: str  # where signed audit checkpoints are written
+    AUDIT_CHECKPOINT_SECONDS: float  # the sweeper's interval between checkpoints
     LOGIN_MAX_FAILURES: int
     LOGIN_WINDOW_SECONDS: int
     SWEEP_SECONDS: float
@@ -91,6 +94,12 @@ class Settings:
     @property
     def broker_folder(self) -> Path:
         return self.instance_path / "broker"
+
+    @property
+    def audit_checkpoint_dir(self) -> Path:
+        if self.AUDIT_CHECKPOINT_DIR:
+            return Path(self.AUDIT_CHECKPOINT_DIR)
+        return self.instance_path / "audit-checkpoints"
 
     @property
     def photo_path(self) -> Path:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
+from alertd.audit.checkpoints import write_checkpoint_quietly
 from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
 from alertd.channels.registry import registry_for
 from alertd.context import Context
@@ -97,6 +98,7 @@ def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
             if periodic is not None:
                 periodic(ctx)
         purge_old_keys(ctx)
+        write_checkpoint_quietly(ctx, min_age_seconds=ctx.settings.AUDIT_CHECKPOINT_SECONDS)
     finally:
         release_lock(ctx, SWEEP_LOCK, holder)
     if any((report.expired, report.relayed, report.reclaimed, report.resumed)):

@@ -56,6 +56,16 @@ FEED_DIR = ""
 # Google Public Alerts expects ended alerts to leave after 24 to 48 hours).
 FEED_RETENTION_HOURS = 24
 
+# The audit trail's Ed25519 signing key (PEM, PKCS#8); empty means one generated once into the
+# instance folder. Production keeps it outside the database machine's reach (docs/audit.md).
+AUDIT_SIGNING_KEY = ""
+# Where signed checkpoints of the audit trail are written; empty means the instance folder's
+# audit-checkpoints. Production points it at storage the database's users cannot rewrite.
+AUDIT_CHECKPOINT_DIR = ""
+# The sweeper writes a checkpoint when the trail has grown and the last one is this old;
+# every publication writes one at once.
+AUDIT_CHECKPOINT_SECONDS = 300.0
+
 # Login rate limiting: this many failures per account or per address within the window.
 LOGIN_MAX_FAILURES = 5
 LOGIN_WINDOW_SECONDS = 900

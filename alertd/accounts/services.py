@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from alertd.accounts.models import ApiToken, User
 from alertd.actor import ROLES, Actor
+from alertd.audit.digests import token_detail, user_detail
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import record, storable
 from alertd.db import utcnow
@@ -89,7 +90,7 @@ def create_user(
         action="user.create",
         target_type="user",
         target_id=user.id,
-        detail={"after": {"username": username, "role": role}},
+        detail={"after": {"username": username, "role": role}, **user_detail(user)},
     )
     return user
 
@@ -292,10 +293,10 @@ def create_token(
         target_type="user",
         target_id=user.username,
         detail={
-            "token_id": row.id,
             "prefix": row.prefix,
             "name": row.name,
             "via": "console or API" if by is not None else "command line",
+            **token_detail(row),
         },
     )
     return NewToken(token, row)

@@ -41,10 +41,12 @@ class AuditEntry(Base):
 
 class AuditHead(Base):
     """One row: the last sequence number and hash. Locking it serialises appends, and comparing
-    it with the last entry detects a truncated tail."""
+    it with the last entry detects a truncated tail. ``mac`` authenticates (seq, hash) with a
+    key kept outside the database, so an entry appended by hand cannot move the head."""
 
     __tablename__ = "audit_head"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(64))

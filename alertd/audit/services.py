@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -12,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
+from alertd.audit.keys import head_mac, macs_equal
 from alertd.audit.models import GENESIS_HASH, AuditEntry, AuditHead
-from alertd.db import utcnow
+from alertd.db import AUDIT_MAC_KEY, utcnow
 
 # Entries are read back in pages so verifying a long trail needs little memory.
 VERIFY_PAGE = 2000
@@ -129,6 +131,8 @@ def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditE
         head.seq, head.hash = entry.seq, entry.hash
         session.add(entry)
         entries.append(entry)
+    mac_key = session.info.get(AUDIT_MAC_KEY)
+    head.mac = head_mac(mac_key, head.seq, head.hash) if mac_key else None
     session.flush()
     return entries
 
@@ -168,15 +172,28 @@ def verify_chain(session: Session) -> VerifyResult:
     ahead of its trail: it reads in a repeatable-read session of its own. SQLite transactions
     here take the write lock at BEGIN, which is a snapshot already, so the caller's session
     serves (a second connection would wait on the caller's lock).
+
+    When the session carries the audit MAC key (every session of the application's database
+    does), the head must also carry a MAC made with it: an entry appended, or a chain recomputed,
+    by someone who can write to the database but not read the key file does not verify.
     """
+    mac_key: bytes | None = session.info.get(AUDIT_MAC_KEY)
+    with snapshot(session) as reading:
+        return verify_chain_in(reading, mac_key)
+
+
+@contextmanager
+def snapshot(session: Session) -> Iterator[Session]:
+    """A session that reads one snapshot of the database (see :func:`verify_chain`)."""
     engine = session.get_bind()
     if engine.dialect.name != "postgresql":
-        return _verify(session)
-    with Session(engine.execution_options(isolation_level="REPEATABLE READ")) as snapshot:
-        return _verify(snapshot)
+        yield session
+        return
+    with Session(engine.execution_options(isolation_level="REPEATABLE READ")) as reading:
+        yield reading
 
 
-def _verify(session: Session) -> VerifyResult:
+def verify_chain_in(session: Session, mac_key: bytes | None) -> VerifyResult:
     expected_seq, expected_prev, count = 1, GENESIS_HASH, 0
     for entry in _iter_entries(session):
         count += 1
@@ -214,6 +231,20 @@ def _verify(session: Session) -> VerifyResult:
             expected_seq,
             None,
         )
+    if (
+        mac_key is not None
+        and head is not None
+        and head.seq > 0
+        and not macs_equal(head.mac, head_mac(mac_key, head.seq, head.hash))
+    ):
+        return VerifyResult(
+            False,
+            count,
+            f"the head (seq={head.seq}) is not authenticated by the audit key: the trail was "
+            "appended to or recomputed outside alertd",
+            head.seq,
+            None,
+        )
     return VerifyResult(True, count)
 
 
@@ -238,3 +269,18 @@ def timeline(session: Session, target_type: str, target_id: str | int) -> list[A
             .order_by(AuditEntry.seq)
         ).scalars()
     )
+
+
+def seal_head(session: Session) -> bool:
+    """Authenticate a head written before heads carried a MAC (after an upgrade), once the chain
+    verifies. True when it sealed one; the caller commits."""
+    mac_key: bytes | None = session.info.get(AUDIT_MAC_KEY)
+    head = session.get(AuditHead, 1)
+    if mac_key is None or head is None or head.seq == 0 or head.mac is not None:
+        return False
+    if not verify_chain_in(session, None).ok:
+        return False
+    head = session.get(AuditHead, 1)
+    assert head is not None  # read just above in this transaction
+    head.mac = head_mac(mac_key, head.seq, head.hash)
+    return True

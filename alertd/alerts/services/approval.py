@@ -28,6 +28,7 @@ from alertd.alerts.services._common import (
     _require_state,
 )
 from alertd.alerts.services.publication import _publish
+from alertd.audit.digests import version_detail
 from alertd.context import Context
 from alertd.db import utcnow
 from alertd.errors import Conflict, Invalid
@@ -67,7 +68,7 @@ def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
             alert,
             before={"state": PENDING},
             after={"state": ACTIVE},
-            version=version.identifier,
+            **version_detail(version),
         )
         return alert
 
@@ -200,7 +201,7 @@ def approve_update(ctx: Context, alert_id: int, *, by: Actor, proposal_id: objec
             before=before,
             after=after,
             proposal=proposal.id,
-            version=version.identifier,
+            **version_detail(version),
         )
         return alert
 

@@ -27,6 +27,7 @@ from alertd.alerts.services._common import (
     _require_state,
 )
 from alertd.alerts.services.publication import _publish
+from alertd.audit.digests import version_detail
 from alertd.context import Context
 from alertd.db import utcnow
 from alertd.errors import Conflict, Invalid, ServiceError
@@ -70,7 +71,7 @@ def _end(
         if before_state == ACTIVE:
             content = dict(alert.content, ending_note=reason)
             alert.content = content
-            detail["version"] = _publish(ctx, session, alert, kind, msg_type, by, now).identifier
+            detail.update(version_detail(_publish(ctx, session, alert, kind, msg_type, by, now)))
         _close_proposals(alert, now, state)
         _audit(
             session,
@@ -135,7 +136,7 @@ def extend_alert(
             alert,
             before={"expires_at": before.isoformat()},
             after={"expires_at": until.isoformat()},
-            version=version.identifier,
+            **version_detail(version),
         )
         return alert
 
@@ -198,7 +199,7 @@ def expire_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert | None:
             alert,
             before={"state": ACTIVE},
             after={"state": EXPIRED},
-            version=version.identifier,
+            **version_detail(version),
         )
         return alert
 

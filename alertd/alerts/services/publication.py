@@ -12,7 +12,9 @@ from alertd.alerts.models import (
     Alert,
     Version,
 )
+from alertd.audit.checkpoints import write_checkpoint_quietly
 from alertd.context import Context
+from alertd.db import after_commit
 from alertd.outbox.services import add_message
 
 DISPATCH_TASK = "alertd.dispatch_version"
@@ -54,4 +56,6 @@ def _publish(
     session.add(version)
     session.flush()
     add_message(ctx, session, DISPATCH_TASK, {"version_id": version.id})
+    # Every publication is anchored outside the database as soon as it is committed.
+    after_commit(session, lambda: write_checkpoint_quietly(ctx))
     return version
