@@ -44,6 +44,7 @@ def version_digest(version: Version) -> str:
             "kind": version.kind,
             "status": version.status,
             "sent_at": version.sent_at.isoformat(),
+            "approved_at": version.approved_at.isoformat() if version.approved_at else None,
             "expires_at": version.expires_at.isoformat(),
             "content": version.content,
             "photo_id": version.photo_id,
