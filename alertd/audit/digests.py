@@ -64,6 +64,7 @@ def token_digest(token: ApiToken) -> str:
         {
             "id": token.id,
             "user_id": token.user_id,
+            "created_by_id": token.created_by_id,
             "name": token.name,
             "prefix": token.prefix,
             "token_hash": token.token_hash,
