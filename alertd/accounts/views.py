@@ -37,6 +37,7 @@ from alertd.accounts.services import (
 from alertd.actor import ROLES, Actor
 from alertd.errors import ServiceError, TooManyRequests, Unauthenticated
 from alertd.web.auth import client_address, ctx, load_session_actor, login_required
+from alertd.web.http_cache import is_public_request
 
 bp = Blueprint("accounts", __name__)
 
@@ -57,7 +58,8 @@ _ERROR_TEXT = {
 @bp.before_app_request
 def _load_actor() -> None:
     # API requests authenticate with bearer tokens in their own blueprint, never a cookie.
-    if not request.path.startswith("/api/"):
+    # Public documents, feeds and pages are the same for everyone and never read the cookie.
+    if not request.path.startswith("/api/") and not is_public_request():
         load_session_actor()
 
 

@@ -15,6 +15,7 @@ from alertd.broker import Publisher
 from alertd.context import Context, make_context
 from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
 from alertd.web.filters import register_filters
+from alertd.web.http_cache import PublicAwareSessionInterface
 
 csrf = CSRFProtect()
 
@@ -57,6 +58,8 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops
         )
+    # Public documents, feeds and pages never vary on, nor set, the session cookie.
+    app.session_interface = PublicAwareSessionInterface()
     csrf.init_app(app)
     register_filters(app)
 

@@ -7,11 +7,13 @@ from sqlalchemy import text
 
 from alertd.alerts.photos import photo_by_name
 from alertd.web.auth import ctx
+from alertd.web.http_cache import public
 
 bp = Blueprint("public", __name__)
 
 
 @bp.get("/photos/<name>")
+@public
 def photo(name: str) -> Response:
     with ctx().db.session() as session:
         found = photo_by_name(session, name)

@@ -1,7 +1,9 @@
 """Public routes of the CAP channel: documents at permanent URLs, the feeds, the alert page.
 
-Caching (issue 3, item 6): every response carries a strong ETag and answers 304 to
-If-None-Match or, without it, to If-Modified-Since. Documents and pages always carry
+Caching (issue 3, item 6; issue 9, item 6): every response carries a strong ETag and answers 304
+to If-None-Match (weak comparison) or, without it, to If-Modified-Since; documents and feeds are
+offered gzip-compressed under an ETag of their own; no public response varies on the cookie
+(alertd.web.http_cache). Documents and pages always carry
 Last-Modified; a feed carries it only once a whole second has passed since the build it serves
 (see BuiltFeeds.http_last_modified), since a feed can change twice within one second and a
 whole-second validator would then hide the second change. Feeds come from the in-process
@@ -11,11 +13,9 @@ FeedCache, so a conditional poll costs one ``count(*), max(id)`` query and no fe
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from flask import Blueprint, Flask, Response, abort, current_app, request
 from sqlalchemy import select
-from werkzeug.http import http_date
 from werkzeug.routing import BaseConverter
 
 from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache, strong_etag
@@ -23,6 +23,9 @@ from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.public_page import render_alert_page
 from alertd.db import utcnow
 from alertd.web.auth import ctx
+from alertd.web.http_cache import conditional, public
+
+__all__ = ["bp", "conditional", "feed_cache"]
 
 bp = Blueprint("cap", __name__)
 
@@ -54,39 +57,11 @@ def feed_cache() -> FeedCache:
     return cache
 
 
-def conditional(
-    body: bytes,
-    *,
-    etag: str,
-    last_modified: datetime | None,
-    content_type: str,
-    cache_control: str,
-) -> Response:
-    """A 200 with validators, or a 304 when the client's copy is current (RFC 9110 13.2.2:
-    If-None-Match wins over If-Modified-Since when both are sent).
-
-    Without `last_modified` no Last-Modified is sent and If-Modified-Since is ignored: the
-    ETag alone decides, because the time is not yet one a client may safely compare against.
-    """
-    headers = {"ETag": etag, "Cache-Control": cache_control}
-    if last_modified is not None:
-        headers["Last-Modified"] = http_date(last_modified)
-    if request.if_none_match:
-        if request.if_none_match.contains(etag.strip('"')) or request.if_none_match.star_tag:
-            return Response(status=304, headers=headers)
-    elif (
-        last_modified is not None
-        and request.if_modified_since is not None
-        and last_modified.replace(microsecond=0) <= request.if_modified_since
-    ):
-        return Response(status=304, headers=headers)
-    return Response(body, status=200, headers=headers, content_type=content_type)
-
-
 # CAP documents ---------------------------------------------------------------------------------
 
 
 @bp.get("/cap/<identifier>.xml")
+@public
 def cap_document(identifier: str) -> Response:
     with ctx().db.session() as session:
         document = session.execute(
@@ -100,6 +75,7 @@ def cap_document(identifier: str) -> Response:
         last_modified=document.created_at,
         content_type=CAP_CONTENT_TYPE,
         cache_control=DOCUMENT_CACHE_CONTROL,
+        compress=True,
     )
 
 
@@ -119,35 +95,42 @@ def _feed(scope: str, name: str) -> Response:
         last_modified=built.http_last_modified(now),
         content_type=CONTENT_TYPES[name],
         cache_control=FEED_CACHE_CONTROL,
+        compress=True,
     )
 
 
 @bp.get("/feeds/cap.atom")
+@public
 def atom() -> Response:
     return _feed(PUBLIC, "cap.atom")
 
 
 @bp.get("/feeds/alerts.rss")
+@public
 def rss() -> Response:
     return _feed(PUBLIC, "alerts.rss")
 
 
 @bp.get("/feeds/alerts.geojson")
+@public
 def geojson() -> Response:
     return _feed(PUBLIC, "alerts.geojson")
 
 
 @bp.get("/feeds/test/cap.atom")
+@public
 def test_atom() -> Response:
     return _feed(TEST, "cap.atom")
 
 
 @bp.get("/feeds/test/alerts.rss")
+@public
 def test_rss() -> Response:
     return _feed(TEST, "alerts.rss")
 
 
 @bp.get("/feeds/test/alerts.geojson")
+@public
 def test_geojson() -> Response:
     return _feed(TEST, "alerts.geojson")
 
@@ -159,6 +142,7 @@ _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 @bp.get("/a/<public_id:public_id>")
 @bp.get("/alerts/<public_id:public_id>")
+@public
 def alert_page(public_id: str) -> Response:
     # Two addresses, one page: /alerts/ as the issue names it, and /a/ because every character
     # counts in a text message. Neither can match the console's /alerts/<int:id>.
