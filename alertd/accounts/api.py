@@ -12,10 +12,12 @@ from alertd.accounts.models import ApiToken
 from alertd.accounts.services import create_token, list_tokens, revoke_token, set_active
 from alertd.errors import Invalid, ServiceError
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
-from alertd.web.jsonbody import json_object
+from alertd.web.errors import api_error
+from alertd.web.jsonbody import json_object, refuse_bad_body
 
 bp = Blueprint("accounts_api", __name__, url_prefix="/api/v1")
 bp.before_request(load_token_actor)
+bp.before_request(refuse_bad_body)
 
 
 @bp.errorhandler(ServiceError)
@@ -24,10 +26,8 @@ def service_error(error: ServiceError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> tuple[Response, int]:
-    return jsonify(
-        error=(error.name or "error").lower().replace(" ", "_"), message=error.description
-    ), error.code or 500
+def http_error(error: HTTPException) -> Response:
+    return api_error(error)
 
 
 def _iso(value: Any) -> str | None:

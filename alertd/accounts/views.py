@@ -11,7 +11,6 @@ from flask import (
     abort,
     flash,
     g,
-    jsonify,
     redirect,
     render_template,
     request,
@@ -20,7 +19,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
-from werkzeug.exceptions import HTTPException
 
 from alertd.accounts.models import ApiToken
 from alertd.accounts.services import (
@@ -41,19 +39,6 @@ from alertd.web.http_cache import is_public_request
 
 bp = Blueprint("accounts", __name__)
 
-# Messages for error pages, in the officer's words rather than HTTP's.
-_ERROR_TEXT = {
-    400: "The request could not be understood. If you were sending a form, reload the page and "
-    "try again.",
-    401: "Please sign in.",
-    403: "Your role does not allow this.",
-    404: "There is nothing here. Check the address or go back to the alert list.",
-    405: "That action is not available here.",
-    409: "This does not fit the alert's current state.",
-    413: "The upload is too large.",
-    429: "Too many attempts. Wait a few minutes and try again.",
-}
-
 
 @bp.before_app_request
 def _load_actor() -> None:
@@ -66,29 +51,6 @@ def _load_actor() -> None:
 @bp.app_context_processor
 def _template_globals() -> dict[str, Any]:
     return {"actor": g.get("actor"), "roles": ROLES}
-
-
-@bp.app_errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> ResponseReturnValue:
-    status = error.code or 500
-    if request.path.startswith("/api/"):
-        return jsonify(
-            error=(error.name or "error").lower().replace(" ", "_"), message=error.description
-        ), status
-    message = _ERROR_TEXT.get(status, error.description or "Something went wrong.")
-    if (
-        error.description
-        and status in (400, 403, 404, 409)
-        and error.description != type(error).description
-    ):
-        message = error.description  # A view said what exactly was wrong.
-    if error.name == "Bad Request" and "CSRF" in (error.description or ""):
-        message = (
-            "The form was not sent from this console or has expired. Reload the page and try again."
-        )
-    return render_template(
-        "errors/error.html", status=status, title=error.name, message=message
-    ), status
 
 
 def safe_next(target: str | None) -> str:

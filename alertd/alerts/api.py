@@ -19,13 +19,15 @@ from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
 from alertd.channels.dispatch import delivery_counts
-from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.errors import Invalid, ServiceError
 from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
-from alertd.web.jsonbody import json_object
+from alertd.web.errors import api_error
+from alertd.web.jsonbody import json_object, refuse_bad_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(load_token_actor)
+bp.before_request(refuse_bad_body)
 
 
 @bp.errorhandler(ServiceError)
@@ -34,11 +36,8 @@ def service_error(error: ServiceError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> tuple[Response, int]:
-    code = error.code or 500
-    return jsonify(
-        error=(error.name or "error").lower().replace(" ", "_"), message=error.description
-    ), code
+def http_error(error: HTTPException) -> Response:
+    return api_error(error)
 
 
 def _body() -> dict[str, Any]:
@@ -60,6 +59,14 @@ def _photo(body: dict[str, Any]) -> bytes | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+# Content fields the OpenAPI document types as date-time: empty means absent, sent as null.
+_CONTENT_TIMES = ("last_seen_at", "expires_at")
+
+
+def content_json(content: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if k in _CONTENT_TIMES and v == "" else v) for k, v in content.items()}
 
 
 def version_json(version: Version) -> dict[str, Any]:
@@ -91,7 +98,7 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
         "url": url_for("api.get_alert", alert_id=alert.id, _external=True),
     }
     if full:
-        data["content"] = alert.content
+        data["content"] = content_json(alert.content)
         data["rejection_reason"] = alert.rejection_reason or None
         data["photo_url"] = (
             url_for(
@@ -107,7 +114,7 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
             if proposal is None
             else {
                 "id": proposal.id,
-                "content": proposal.content,
+                "content": content_json(proposal.content),
                 "proposed_at": _iso(proposal.proposed_at),
             }
         )
@@ -169,10 +176,17 @@ def openapi() -> Response:
 @bp.get("/alerts")
 @token_required
 def list_alerts() -> Response:
-    state = request.args.get("state") or None
+    state, limit, before = services.parse_page_args(request.args)
     with ctx().db.session() as session:
-        alerts = services.list_alerts(session, state=state)
-        return jsonify(alerts=[alert_json(session, a, full=False) for a in alerts])
+        page = services.list_alerts(session, state=state, limit=limit, before=before)
+        cursor = None if page.next_before is None else str(page.next_before)
+        return jsonify(
+            alerts=[alert_json(session, a, full=False) for a in page.alerts],
+            next_cursor=cursor,
+            next=None
+            if cursor is None
+            else url_for("api.list_alerts", state=state, limit=limit, cursor=cursor),
+        )
 
 
 @bp.post("/alerts")
@@ -272,8 +286,3 @@ def extend_alert(alert_id: int) -> tuple[Response, int]:
         until=body.get("expires_at"),
     )
     return _answer(alert_id)
-
-
-@bp.route("/<path:_anything>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-def unknown(_anything: str) -> Response:
-    raise NotFound("No such API endpoint.")

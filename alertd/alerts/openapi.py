@@ -63,9 +63,9 @@ ALERT_BODY = _obj(
             ),
         },
         "last_seen_at": {
-            "type": "string",
+            "type": ["string", "null"],
             "format": "date-time",
-            "description": "with a UTC offset",
+            "description": "with a UTC offset; null when not known",
         },
         "last_seen_place": _TEXT,
         "direction_of_travel": _TEXT,

@@ -70,24 +70,43 @@ def _photo(request_files: Any) -> bytes | None:
 @bp.get("/")
 @login_required
 def index() -> ResponseReturnValue:
-    state = request.args.get("state", "")
-    if state not in STATES:
-        state = ""
-    with ctx().db.session() as db:
-        rows = [
-            {
-                "id": a.id,
-                "public_id": a.public_id,
-                "state": a.state,
-                "status": a.status,
-                "children": child_phrase(a.content) or "—",
-                "expires_at": a.expires_at,
-                "jurisdiction": a.jurisdiction,
-                "updated_at": a.updated_at,
-            }
-            for a in services.list_alerts(db, state=state or None)
-        ]
-    return render_template("alerts/list.html", rows=rows, state=state, states=STATES)
+    try:
+        state, limit, before = services.parse_page_args(request.args)
+        with ctx().db.session() as db:
+            page = services.list_alerts(db, state=state, limit=limit, before=before)
+            rows = _list_rows(page.alerts)
+    except Invalid as error:
+        abort(400, error.message)
+    older = (
+        None
+        if page.next_before is None
+        else url_for("alerts.index", state=state, limit=limit, cursor=page.next_before)
+    )
+    newest = url_for("alerts.index", state=state) if before is not None else None
+    return render_template(
+        "alerts/list.html",
+        rows=rows,
+        state=state or "",
+        states=STATES,
+        older=older,
+        newest=newest,
+    )
+
+
+def _list_rows(alerts: list[Alert]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": a.id,
+            "public_id": a.public_id,
+            "state": a.state,
+            "status": a.status,
+            "children": child_phrase(a.content) or "—",
+            "expires_at": a.expires_at,
+            "jurisdiction": a.jurisdiction,
+            "updated_at": a.updated_at,
+        }
+        for a in alerts
+    ]
 
 
 # The form shared by new, edit and update ------------------------------------------------------

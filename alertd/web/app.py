@@ -6,14 +6,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from alertd.broker import Publisher
 from alertd.context import Context, make_context
 from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
+from alertd.web.errors import register_error_pages
 from alertd.web.filters import register_filters
 from alertd.web.http_cache import PublicAwareSessionInterface
 
@@ -86,16 +86,7 @@ def create_app(
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(webhooks_api_bp)
 
-    @app.errorhandler(HTTPException)
-    def api_errors_as_json(error: HTTPException) -> Response | HTTPException:
-        # API clients always get JSON, even for errors raised before a blueprint view runs.
-        if not request.path.startswith("/api/"):
-            return error
-        response = jsonify(
-            error=(error.name or "error").lower().replace(" ", "_"), message=error.description
-        )
-        response.status_code = error.code or 500
-        return response
+    register_error_pages(app)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -61,3 +61,10 @@ def json_object(*, optional: bool = False) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
     return body
+
+
+def refuse_bad_body() -> None:
+    """A ``before_request`` for API blueprints: a body sent with any write is JSON, even where
+    the action reads none of it, so nothing malformed is silently taken for ``{}``."""
+    if request.method in ("POST", "PUT", "PATCH"):
+        json_object(optional=True)

@@ -19,7 +19,13 @@ from alertd.alerts.services.endings import (
     resolve_alert,
 )
 from alertd.alerts.services.publication import DISPATCH_TASK, live_references
-from alertd.alerts.services.queries import get_alert, get_alert_by_public_id, is_ended, list_alerts
+from alertd.alerts.services.queries import (
+    get_alert,
+    get_alert_by_public_id,
+    is_ended,
+    list_alerts,
+    parse_page_args,
+)
 
 __all__ = [
     "DISPATCH_TASK",
@@ -36,6 +42,7 @@ __all__ = [
     "is_ended",
     "list_alerts",
     "live_references",
+    "parse_page_args",
     "propose_update",
     "reject_alert",
     "reject_update",

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from alertd.channels.webhooks import queries, services
 from alertd.errors import Invalid, ServiceError
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
+from alertd.web.errors import api_error
+from alertd.web.jsonbody import json_object, refuse_bad_body
 
 bp = Blueprint("webhooks_api", __name__, url_prefix="/api/v1")
 bp.before_request(load_token_actor)
+bp.before_request(refuse_bad_body)
 
 
 @bp.errorhandler(ServiceError)
@@ -22,20 +25,12 @@ def service_error(error: ServiceError) -> tuple[Response, int]:
 
 
 @bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> tuple[Response, int]:
-    code = error.code or 500
-    return jsonify(
-        error=(error.name or "error").lower().replace(" ", "_"), message=error.description
-    ), code
+def http_error(error: HTTPException) -> Response:
+    return api_error(error)
 
 
 def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if body is None and not request.data:
-        return {}
-    if not isinstance(body, dict):
-        raise Invalid("The request body must be a JSON object.", fields={"body": "not an object"})
-    return body
+    return json_object(optional=True)
 
 
 def _endpoint(endpoint_id: int, status: int = 200, **extra: Any) -> tuple[Response, int]:
