@@ -98,6 +98,8 @@ WEBHOOK_READ_SECONDS = 5.0
 # How much of an answer is read: enough for a Mastodon or Telegram reply, never a huge body.
 WEBHOOK_MAX_RESPONSE_BYTES = 65536
 # Requests in flight at once in one delivery task, so hanging endpoints cannot hold up the rest.
+# A task then lasts at most ceil(DELIVERY_BATCH_SIZE / this) x (connect + read) seconds (4 x 7 s
+# with the defaults), well inside DELIVERY_LEASE_SECONDS and Celery's soft time limit (90 s).
 WEBHOOK_CONCURRENCY = 32
 # Consecutive failed requests after which an endpoint's circuit opens and it is left alone.
 WEBHOOK_BREAKER_FAILURES = 5

@@ -21,7 +21,7 @@ from tests.support.database import database_url, empty_tables, reset_schema
 from tests.support.factories import make_actor
 
 # Real processes (redis-server, Celery worker and beat) for tests/integration and tests/faults.
-pytest_plugins = ["tests.support.live"]
+pytest_plugins = ["tests.support.live", "tests.support.webhook_live"]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ hanging endpoint does not hold up a healthy one."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -18,43 +17,11 @@ from alertd.audit.services import verify_chain
 from alertd.channels.models import Delivery
 from alertd.channels.webhooks import services as webhooks
 from alertd.context import Context
-from tests.support.factories import alert_body, make_actor
+from tests.support.factories import alert_body
 from tests.support.processes import CeleryProcess, wait_for
 from tests.support.webhook_receivers import HANG, Receiver, Script, StandardReceiver, running
 
 pytestmark = pytest.mark.redis
-
-WEBHOOK_SETTINGS = {
-    "CHANNELS": "webhook",
-    "WEBHOOK_ALLOW": "127.0.0.1/32",
-    "WEBHOOK_HTTPS_ONLY": "false",
-    "WEBHOOK_READ_SECONDS": "3",
-}
-
-
-@pytest.fixture
-def wctx(live_ctx: Context) -> Iterator[Context]:
-    live_ctx.settings = live_ctx.settings.with_overrides(
-        CHANNELS="webhook", WEBHOOK_ALLOW="127.0.0.1/32", WEBHOOK_HTTPS_ONLY=False
-    )
-    yield live_ctx
-
-
-@pytest.fixture
-def workers(
-    start_celery: Callable[..., CeleryProcess], worker_env: dict[str, str]
-) -> list[CeleryProcess]:
-    env = worker_env | {f"ALERTD_{k}": v for k, v in WEBHOOK_SETTINGS.items()}
-    return [start_celery("worker", "--concurrency=2", env=env), start_celery("beat", env=env)]
-
-
-@pytest.fixture
-def people(wctx: Context) -> tuple[Actor, Actor, Actor]:
-    return (
-        make_actor(wctx, "off", "officer"),
-        make_actor(wctx, "sup", "supervisor"),
-        make_actor(wctx, "ops", "operator"),
-    )
 
 
 def _deliveries(ctx: Context) -> list[Delivery]:
@@ -70,9 +37,11 @@ def _deliveries(ctx: Context) -> list[Delivery]:
 
 
 def test_down_then_back_gets_every_event_once_in_order(
-    wctx: Context, people: tuple[Actor, Actor, Actor], workers: list[CeleryProcess]
+    webhook_ctx: Context,
+    webhook_people: tuple[Actor, Actor, Actor],
+    webhook_workers: list[CeleryProcess],
 ) -> None:
-    officer, supervisor, operator = people
+    wctx, (officer, supervisor, operator) = webhook_ctx, webhook_people
     down = (500, {"Retry-After": "1"}, b"down for maintenance")
     with running(StandardReceiver()) as receiver:
         receiver.secret = webhooks.add_endpoint(wctx, {"url": receiver.url}, by=operator).secret
@@ -111,9 +80,11 @@ def test_down_then_back_gets_every_event_once_in_order(
 
 
 def test_a_hanging_endpoint_does_not_delay_a_healthy_one(
-    wctx: Context, people: tuple[Actor, Actor, Actor], workers: list[CeleryProcess]
+    webhook_ctx: Context,
+    webhook_people: tuple[Actor, Actor, Actor],
+    webhook_workers: list[CeleryProcess],
 ) -> None:
-    officer, supervisor, operator = people
+    wctx, (officer, supervisor, operator) = webhook_ctx, webhook_people
     with running(Receiver()) as hanging, running(Receiver()) as healthy:
         hanging.respond = lambda _seen: HANG
         webhooks.add_endpoint(wctx, {"url": hanging.url}, by=operator)

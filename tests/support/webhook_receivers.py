@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,8 +48,10 @@ class _Server(ThreadingHTTPServer):
 class Receiver:
     """Records every request and answers what ``respond`` says (200 by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.seen: list[Seen] = []
+        # With TLS, the server name each client asked for (SNI).
+        self.server_names: list[str | None] = []
         self.lock = threading.Lock()
         self.respond: Callable[[Seen], Reply] = lambda _seen: (200, {}, b"ok")
         self.stopping = threading.Event()
@@ -93,11 +96,16 @@ class Receiver:
 
         self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
+        self.scheme = "http"
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.server_names.append(name)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def handle(self, seen: Seen) -> Reply:
         return self.respond(seen)

@@ -19,6 +19,8 @@ class Limits:
     # The whole exchange, body included, ends by then: a body that trickles forever is cut.
     total_seconds: float
     max_body_bytes: int
+    # CA bundle for TLS verification; None trusts the system's store (tests pass their own CA).
+    ca_certs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ def _pool(target: Target, address: str, limits: Limits) -> urllib3.HTTPConnectio
             server_hostname=target.host,
             assert_hostname=target.host,
             cert_reqs="CERT_REQUIRED",
+            ca_certs=limits.ca_certs,
         )
     return urllib3.HTTPConnectionPool(
         address, target.port, timeout=timeout, retries=False, maxsize=1
