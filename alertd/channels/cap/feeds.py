@@ -48,9 +48,10 @@ SCOPE_STATUSES = {PUBLIC: ("Actual",), TEST: ("Exercise", "Test")}
 # for the retention window. "expire" is in neither (see the module docstring).
 LIVE_KINDS = ("alert", "update", "extend")
 RETAINED_KINDS = ("cancel", "resolve")
-FEED_NAMES = ("cap.atom", "alerts.rss", "alerts.geojson")
+FEED_NAMES = ("cap.atom", "cap-full.atom", "alerts.rss", "alerts.geojson")
 CONTENT_TYPES = {
     "cap.atom": "application/atom+xml; charset=utf-8",
+    "cap-full.atom": "application/atom+xml; charset=utf-8",
     "alerts.rss": "application/rss+xml; charset=utf-8",
     "alerts.geojson": "application/geo+json",
 }
@@ -166,6 +167,7 @@ def summarize(xml: bytes) -> dict[str, Any]:
         "language": text(info, "cap:language"),
         "languages": [text(i, "cap:language") for i in infos],
         "event": text(info, "cap:event"),
+        "category": text(info, "cap:category"),
         "response_type": text(info, "cap:responseType"),
         "urgency": text(info, "cap:urgency"),
         "severity": text(info, "cap:severity"),
@@ -304,6 +306,7 @@ def build_feeds(
     modified = last_modified(session, now, retention)
     bodies = {
         "cap.atom": atom_feed(settings, scope, documents, modified),
+        "cap-full.atom": atom_feed(settings, scope, documents, modified, full=True),
         "alerts.rss": rss_feed(settings, scope, documents, modified),
         "alerts.geojson": geojson_feed(settings, documents),
     }
@@ -342,12 +345,25 @@ def _text_element(parent: Any, tag: str, text: str, **attributes: str) -> Any:
 
 
 def atom_feed(
-    settings: Settings, scope: str, documents: Sequence[CapDocument], updated: datetime
+    settings: Settings,
+    scope: str,
+    documents: Sequence[CapDocument],
+    updated: datetime,
+    *,
+    full: bool = False,
 ) -> bytes:
     """The thin Atom index of DOMAIN.md section 4: one entry per live message whose id is the
-    message's permanent URL, with the cap: summary pollers filter on before fetching it."""
-    self_url = base_url(settings) + feed_path(scope, "cap.atom")
-    feed = etree.Element(_atom("feed"), nsmap={None: ATOM_NS, "cap": CAP_NS})
+    message's permanent URL, with the cap: summary pollers filter on before fetching it.
+
+    `full=True` is the same feed with each entry's `content` the CAP document itself, for
+    readers that do not follow links. It is written without re-indenting, so an embedded
+    signed document keeps the exact bytes its signature covers.
+    """
+    self_url = base_url(settings) + feed_path(scope, "cap-full.atom" if full else "cap.atom")
+    # The full feed declares cap: on each summary element, not on the root: lxml would otherwise
+    # rewrite an embedded document's default namespace to that prefix, changing the bytes its
+    # signature covers.
+    feed = etree.Element(_atom("feed"), nsmap={None: ATOM_NS} if full else _ROOT_NSMAP)
     _text_element(feed, _atom("id"), self_url)
     _text_element(feed, _atom("title"), _title(settings, scope))
     _text_element(feed, _atom("updated"), _rfc3339(updated))
@@ -374,22 +390,43 @@ def atom_feed(
                 entry, _atom("link"), rel="related", type="text/html", href=summary["web"]
             )
         _text_element(entry, _atom("summary"), summary.get("headline") or "")
-        _text_element(entry, _cap("identifier"), document.identifier)
-        _text_element(entry, _cap("event"), summary.get("event", ""))
-        _text_element(entry, _cap("status"), document.status)
-        _text_element(entry, _cap("msgType"), document.msg_type)
-        _text_element(entry, _cap("urgency"), summary.get("urgency", ""))
-        _text_element(entry, _cap("severity"), summary.get("severity", ""))
-        _text_element(entry, _cap("certainty"), summary.get("certainty", ""))
-        _text_element(entry, _cap("areaDesc"), summary.get("area_desc", ""))
-        _text_element(
-            entry, _cap("sent"), format_cap_datetime(to_local(document.sent_at, settings))
+        if full:
+            content = etree.SubElement(entry, _atom("content"), type="application/cap+xml")
+            content.append(etree.fromstring(document.xml, _PARSER))
+        summary_elements = (
+            ("identifier", document.identifier),
+            ("event", summary.get("event", "")),
+            # NWS-style readers read the category among the summary elements.
+            ("category", _category(document)),
+            ("status", document.status),
+            ("msgType", document.msg_type),
+            ("urgency", summary.get("urgency", "")),
+            ("severity", summary.get("severity", "")),
+            ("certainty", summary.get("certainty", "")),
+            ("areaDesc", summary.get("area_desc", "")),
+            ("sent", format_cap_datetime(to_local(document.sent_at, settings))),
+            ("expires", format_cap_datetime(to_local(document.expires_at, settings))),
         )
-        _text_element(
-            entry, _cap("expires"), format_cap_datetime(to_local(document.expires_at, settings))
-        )
-    body: bytes = etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+        for name, value in summary_elements:
+            element = etree.SubElement(entry, _cap(name), nsmap=_CAP_NSMAP if full else None)
+            element.text = value
+    body: bytes = etree.tostring(
+        feed, xml_declaration=True, encoding="UTF-8", pretty_print=not full
+    )
     return body
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+_ROOT_NSMAP = {None: ATOM_NS, "cap": CAP_NS}
+_CAP_NSMAP = {"cap": CAP_NS}
+
+
+def _category(document: CapDocument) -> str:
+    # Documents stored before the summary kept the category are read again for it.
+    summary = document.summary
+    if "category" not in summary:
+        summary = summarize(document.xml)
+    return str(summary.get("category") or "")
 
 
 def rss_feed(

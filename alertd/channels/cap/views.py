@@ -105,6 +105,18 @@ def atom() -> Response:
     return _feed(PUBLIC, "cap.atom")
 
 
+@bp.get("/feeds/cap-full.atom")
+@public
+def atom_full() -> Response:
+    return _feed(PUBLIC, "cap-full.atom")
+
+
+@bp.get("/feeds/test/cap-full.atom")
+@public
+def test_atom_full() -> Response:
+    return _feed(TEST, "cap-full.atom")
+
+
 @bp.get("/feeds/alerts.rss")
 @public
 def rss() -> Response:
