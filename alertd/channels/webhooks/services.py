@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -164,9 +165,15 @@ def add_endpoint(
         )
         session.add(endpoint)
         session.flush()
-        # Neither the secret nor the token goes into the trail: it is kept forever.
-        _audit(session, by, "webhook.endpoint.add", endpoint, url=endpoint.url)
+        # Neither the secret, the token nor the URL's path goes into the trail, which is kept
+        # forever: chat webhook URLs (Slack, Discord, Teams) carry their credential in the path.
+        _audit(session, by, "webhook.endpoint.add", endpoint, host=_host(endpoint.url))
     return NewEndpoint(endpoint, secret)
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}"
 
 
 def _audit(session: Session, by: Actor, action: str, endpoint: Endpoint, **detail: Any) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from alertd.channels.webhooks.ssrf import UnsafeUrl, check_url, parse_networks, refusal
 
@@ -105,3 +107,29 @@ def test_localhost_with_a_trailing_dot_through_the_system_resolver() -> None:
     # /etc/hosts answers; nothing leaves the machine.
     with pytest.raises(UnsafeUrl, match="loopback"):
         check_url("https://localhost./hook")
+
+
+@given(st.ip_addresses(v=4))
+def test_any_ipv4_hidden_in_ipv6_or_written_as_a_number_is_refused(
+    address: ipaddress.IPv4Address,
+) -> None:
+    for url in (
+        f"https://[::ffff:{address}]/",
+        f"https://{int(address)}/",
+        "https://0" + ".0".join(f"{int(b):o}" for b in address.packed) + "/",
+    ):
+        with pytest.raises(UnsafeUrl):
+            check_url(url, resolver=FAKE_DNS)
+
+
+@given(st.ip_addresses())
+def test_a_literal_address_passes_only_when_global(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    host = f"[{address}]" if address.version == 6 else str(address)
+    try:
+        check_url(f"https://{host}/")
+    except UnsafeUrl:
+        assert refusal(address) is not None
+    else:
+        assert address.is_global and not address.is_multicast

@@ -122,6 +122,7 @@ def test_rotation_signs_with_both_secrets(flow: Flow) -> None:
 
 
 def test_secrets_are_stored_sealed_and_never_audited(flow: Flow) -> None:
+    flow.endpoint("http://127.0.0.1:9/services/T0/B0/slack-secret-path", format="slack")
     new = flow.endpoint("http://127.0.0.1:9/hook", format="mastodon", token="tok-secret-123")
     assert new.secret.startswith("whsec_")
     with flow.ctx.db.session() as session:
@@ -132,6 +133,7 @@ def test_secrets_are_stored_sealed_and_never_audited(flow: Flow) -> None:
         )
         trail = json.dumps([e.detail for e in session.execute(select(AuditEntry)).scalars()])
     assert new.secret not in trail and "tok-secret-123" not in trail
+    assert "slack-secret-path" not in trail and "http://127.0.0.1" in trail
 
 
 def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(flow: Flow) -> None:
