@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -98,15 +99,53 @@ def create_user(
 def _throttled(
     session: Session, username: str, address: str | None, window: int, max_failures: int
 ) -> bool:
-    """Too many recent failures for this account from this address, or from this address in
-    all. Counting per account alone would let anyone lock a named officer out."""
+    """Too many recent failures for this account from this address; or, once the address as a
+    whole passes a higher ceiling, any failure for this account from it. A flood aimed at one
+    account therefore never locks another account's correct password out of a shared address
+    (a police station has one), while a spray across accounts gets one guess per account."""
     since = utcnow() - timedelta(seconds=window)
-    recent = select(func.count()).where(AuditEntry.action == "login.failed", AuditEntry.at >= since)
-    pair = recent.where(AuditEntry.target_id == username[:60], AuditEntry.address == address)
-    if int(session.execute(pair).scalar_one()) >= max_failures:
+    recent = select(func.count()).where(
+        AuditEntry.action == "login.failed", AuditEntry.at >= since, AuditEntry.address == address
+    )
+    pair = int(session.execute(recent.where(AuditEntry.target_id == username[:60])).scalar_one())
+    if pair >= max_failures:
         return True
-    everyone = recent.where(AuditEntry.address == address)
-    return int(session.execute(everyone).scalar_one()) >= max_failures * ADDRESS_FACTOR
+    if pair == 0:
+        return False
+    return int(session.execute(recent).scalar_one()) >= max_failures * ADDRESS_FACTOR
+
+
+# Throttled attempts counted since start, per (account, address): the trail gets one entry per
+# window for each, not one per attempt, so a flood does not queue on the audit chain's lock.
+throttled_counts: Counter[tuple[str, str | None]] = Counter()
+
+
+def _record_throttled(
+    session: Session, anonymous: Actor, username: str, address: str | None, window: int
+) -> None:
+    key = (username[:60], address)
+    throttled_counts[key] += 1
+    since = utcnow() - timedelta(seconds=window)
+    already = session.execute(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.action == "login.throttled",
+            AuditEntry.at >= since,
+            AuditEntry.target_id == key[0],
+            AuditEntry.address == address,
+        )
+        .limit(1)
+    ).first()
+    if already is None:
+        record(
+            session,
+            actor=anonymous,
+            action="login.throttled",
+            outcome="refused",
+            target_type="user",
+            target_id=key[0],
+            detail={"window_seconds": window, "throttled_so_far": throttled_counts[key]},
+        )
 
 
 def authenticate(
@@ -125,14 +164,7 @@ def authenticate(
     username = storable(username, 120)
     anonymous = Actor(None, username[:120] or "anonymous", "none", address, user_agent)
     if _throttled(session, username, address, window_seconds, max_failures):
-        record(
-            session,
-            actor=anonymous,
-            action="login.throttled",
-            outcome="refused",
-            target_type="user",
-            target_id=username[:60],
-        )
+        _record_throttled(session, anonymous, username, address, window_seconds)
         raise TooManyRequests("Too many failed logins. Wait a few minutes and try again.")
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     valid = False
