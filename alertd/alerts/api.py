@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
+from alertd.alerts.progress import alert_progress
 from alertd.channels.dispatch import delivery_counts
 from alertd.errors import Invalid, ServiceError
 from alertd.idempotency import services as idempotency
@@ -119,6 +120,7 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
             }
         )
         data["deliveries"] = delivery_counts(session, alert.id)
+        data["progress"] = [p.as_json() for p in alert_progress(session, alert.versions)]
     return data
 
 

@@ -155,6 +155,13 @@ ALERT = _obj(
             "description": "channel -> state -> count",
             "additionalProperties": {"type": "object", "additionalProperties": {"type": "integer"}},
         },
+        "progress": {
+            "type": "array",
+            "description": "per version, newest first: per channel the dispatch state, planned, "
+            "sent, delivered, failed, unknown, skipped and waiting counts, percent, and the "
+            "first and last send times",
+            "items": {"type": "object"},
+        },
     }
 )
 
@@ -186,10 +193,22 @@ def _responses(ok: str, *extra: int) -> dict[str, Any]:
     return responses
 
 
+IDEMPOTENCY_KEY_REF = {"$ref": "#/components/parameters/IdempotencyKey"}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Any unique string per intended action: a request repeated with the same key "
+    "(and the same body) acts once and gets the first answer again, with the header "
+    "Idempotent-Replayed: true. The same key with another body is refused with 400.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 100},
+}
+
+
 def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200") -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
-        "parameters": [{"$ref": "#/components/parameters/AlertId"}],
+        "parameters": [{"$ref": "#/components/parameters/AlertId"}, IDEMPOTENCY_KEY_REF],
         "responses": _responses(ok),
     }
     if body is not None:
@@ -215,7 +234,8 @@ def openapi_document() -> dict[str, Any]:
                     "in": "path",
                     "required": True,
                     "schema": {"type": "integer"},
-                }
+                },
+                "IdempotencyKey": IDEMPOTENCY_KEY,
             },
             "schemas": {
                 "AlertBody": ALERT_BODY,
@@ -234,6 +254,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "post": {
                     "summary": "Create a draft (officer)",
+                    "parameters": [IDEMPOTENCY_KEY_REF],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -253,6 +274,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "put": {
                     "summary": "Edit a draft (officer)",
+                    "parameters": [IDEMPOTENCY_KEY_REF],
                     "requestBody": {
                         "content": {
                             "application/json": {

@@ -32,6 +32,7 @@ from alertd.alerts.forms import (
     values_from_request,
 )
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
+from alertd.alerts.progress import alert_progress
 from alertd.alerts.text import child_phrase, summary_text
 from alertd.audit.services import timeline
 from alertd.channels.cap.channel import cap_status_for_alert
@@ -342,13 +343,17 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         photo = alert.photo
         photo_name = f"{photo.sha256}.{photo.extension}" if photo else None
         cap = {s.version_id: s for s in cap_status_for_alert(db, alert.id, settings)}
+        progress = alert_progress(db, alert.versions)
+        went_out = {p.version_id: p.first_sent_at for p in progress}
         versions = [
             {
                 "seq": v.seq,
                 "identifier": v.identifier,
                 "msg_type": v.msg_type,
                 "kind": v.kind,
-                "sent_at": v.sent_at,
+                "approved_at": v.approved_at or v.sent_at,
+                # When the first message really left, on any channel; None until one has.
+                "sent_at": went_out.get(v.id),
                 "expires_at": v.expires_at,
                 "references": [ref[1] for ref in v.references],
                 "cap": cap[v.id].line if v.id in cap else "",
@@ -386,6 +391,8 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "photo_name": photo_name,
         "versions": versions,
         "counts": counts,
+        "progress": progress,
+        "progress_finished": all(p.finished for p in progress),
         "history": history,
         "proposal": proposal_view,
         "criteria": criteria,
@@ -431,6 +438,24 @@ def show(alert_id: int) -> ResponseReturnValue:
     stored = idempotency.stored_response(ctx(), user_id, key) if key and user_id else None
     message = str(stored.get("message", "")) if stored else ""
     return _render_show(alert_id, done=message)
+
+
+@bp.get("/alerts/<int:alert_id>/progress")
+@login_required
+def progress(alert_id: int) -> ResponseReturnValue:
+    """The progress section alone, for the page's script to swap in."""
+    with ctx().db.session() as db:
+        try:
+            alert = services.get_alert(db, alert_id)
+        except NotFound:
+            abort(404, description=f"There is no alert {alert_id}.")
+        found = alert_progress(db, alert.versions)
+    return render_template(
+        "alerts/_progress.html",
+        alert=alert,
+        progress=found,
+        progress_finished=all(p.finished for p in found),
+    )
 
 
 def _act(alert_id: int, action: str, call: Callable[[], Any], done: str) -> ResponseReturnValue:

@@ -1,0 +1,164 @@
+"""Delivery progress of an alert, per version and per channel, read from the dispatch and
+delivery tables. Nothing here names a channel: a new one appears as soon as it has a dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alertd.alerts.models import Version
+from alertd.channels.models import (
+    D_FAILED,
+    D_PLANNED,
+    FAILED,
+    OPEN_STATES,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Delivery,
+    Dispatch,
+)
+
+# A channel that confirms receipt (an SMS status callback) moves a sent delivery on to this.
+DELIVERED = "delivered"
+# What the page counts, in this order; "waiting" is every state still in flight.
+COLUMNS = ("sent", "delivered", "failed", "unknown", "skipped", "waiting")
+# States at which a delivery has left: the ones the "first/last send" times are taken from.
+WENT_OUT = (SENT, DELIVERED)
+
+
+@dataclass
+class ChannelProgress:
+    channel: str
+    dispatch_state: str
+    planned: int
+    counts: dict[str, int]
+    first_sent_at: datetime | None
+    last_sent_at: datetime | None
+    error: str = ""
+
+    @property
+    def done(self) -> int:
+        return self.planned - self.counts["waiting"]
+
+    @property
+    def finished(self) -> bool:
+        return self.dispatch_state in (D_PLANNED, D_FAILED) and self.counts["waiting"] == 0
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.planned == 0 else round(100 * self.done / self.planned)
+
+    @property
+    def state(self) -> str:
+        """The dispatch in words an operator reads."""
+        if self.dispatch_state == D_FAILED:
+            return "failed to plan"
+        if self.dispatch_state != D_PLANNED:
+            return "planning recipients"
+        if self.counts["waiting"]:
+            return "sending"
+        if self.counts["failed"] or self.counts["unknown"]:
+            return "finished with problems"
+        return "finished"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "dispatch_state": self.dispatch_state,
+            "state": self.state,
+            "planned": self.planned,
+            **self.counts,
+            "percent": self.percent,
+            "finished": self.finished,
+            "first_sent_at": _iso(self.first_sent_at),
+            "last_sent_at": _iso(self.last_sent_at),
+            "error": self.error,
+        }
+
+
+@dataclass
+class VersionProgress:
+    version_id: int
+    seq: int
+    kind: str
+    approved_at: datetime
+    channels: list[ChannelProgress] = field(default_factory=list)
+
+    @property
+    def first_sent_at(self) -> datetime | None:
+        return min((c.first_sent_at for c in self.channels if c.first_sent_at), default=None)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.channels) and all(c.finished for c in self.channels)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "approved_at": _iso(self.approved_at),
+            "first_sent_at": _iso(self.first_sent_at),
+            "finished": self.finished,
+            "channels": [c.as_json() for c in self.channels],
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _bucket(state: str) -> str:
+    if state in OPEN_STATES:
+        return "waiting"
+    if state in (SENT, DELIVERED, FAILED, UNKNOWN, SKIPPED):
+        return state
+    return "skipped"  # Cancelled rows were never sent, like skipped ones.
+
+
+def alert_progress(session: Session, versions: Sequence[Version]) -> list[VersionProgress]:
+    """Newest version first, each with one row per dispatched channel."""
+    by_id = {v.id: v for v in versions}
+    if not by_id:
+        return []
+    dispatches = list(
+        session.execute(
+            select(Dispatch).where(Dispatch.version_id.in_(list(by_id))).order_by(Dispatch.channel)
+        ).scalars()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    for dispatch_id, state, n in session.execute(
+        select(Delivery.dispatch_id, Delivery.state, func.count())
+        .where(Delivery.version_id.in_(list(by_id)))
+        .group_by(Delivery.dispatch_id, Delivery.state)
+    ):
+        row = counts.setdefault(dispatch_id, dict.fromkeys(COLUMNS, 0))
+        row[_bucket(state)] += n
+    times = {
+        dispatch_id: (first, last)
+        for dispatch_id, first, last in session.execute(
+            select(
+                Delivery.dispatch_id, func.min(Delivery.finished_at), func.max(Delivery.finished_at)
+            )
+            .where(Delivery.version_id.in_(list(by_id)), Delivery.state.in_(WENT_OUT))
+            .group_by(Delivery.dispatch_id)
+        )
+    }
+    progress = {
+        v.id: VersionProgress(v.id, v.seq, v.kind, v.approved_at or v.sent_at) for v in versions
+    }
+    for d in dispatches:
+        row = counts.get(d.id, dict.fromkeys(COLUMNS, 0))
+        first, last = times.get(d.id, (None, None))
+        planned = d.planned_count if d.state == D_PLANNED else sum(row.values())
+        progress[d.version_id].channels.append(
+            ChannelProgress(
+                d.channel, d.state, max(planned, sum(row.values())), row, first, last, d.error
+            )
+        )
+    return sorted(progress.values(), key=lambda p: p.seq, reverse=True)
