@@ -58,10 +58,28 @@ def test_alert_update_cancel_on_mastodon_and_telegram(
         alert = services.create_alert(ctx, alert_body(), by=officer, photo=png_bytes())
         services.submit_alert(ctx, alert.id, by=officer)
         services.approve_alert(ctx, alert.id, by=supervisor)
+        # Posts for people go out only while the alert is live: each step waits for the last.
+        wait_for(lambda: len(mastodon.statuses) == len(telegram.messages) == 1, 30)
         proposal = services.propose_update(
             ctx, alert.id, alert_body(last_seen_place="Elm St"), by=officer
         )
         services.approve_update(ctx, alert.id, by=supervisor, proposal_id=proposal.id)
+        wait_for(lambda: len(mastodon.statuses) == len(telegram.messages) == 2, 30)
+        # The update's answer was "lost": an operator replays it; the same key posts nothing.
+        wait_for(lambda: _deliveries(ctx, toot.id)[1].state == "sent", 30)
+        update_delivery = _deliveries(ctx, toot.id)[1]
+        with ctx.db.transaction() as session:
+            session.execute(
+                update(Delivery).where(Delivery.id == update_delivery.id).values(state="failed")
+            )
+        webhooks.replay(ctx, by=operator, delivery_id=update_delivery.id)
+        wait_for(lambda: _deliveries(ctx, toot.id)[1].state == "sent", 30, message="replay sent")
+        keys = [
+            s.headers.get("Idempotency-Key")
+            for s in mastodon.requests()
+            if s.path == "/api/v1/statuses"
+        ]
+        assert keys.count(str(update_delivery.id)) == 2 and len(mastodon.statuses) == 2
         services.cancel_alert(ctx, alert.id, "withdrawn", by=operator)
 
         def all_sent() -> bool:
@@ -77,18 +95,3 @@ def test_alert_update_cancel_on_mastodon_and_telegram(
         assert [e[0] for e in telegram.edits] == [1] and telegram.edits[0][1].startswith(
             "CANCELADA"
         )
-
-        # The update's answer was "lost": an operator replays it; the same key posts nothing.
-        update_delivery = _deliveries(ctx, toot.id)[1]
-        with ctx.db.transaction() as session:
-            session.execute(
-                update(Delivery).where(Delivery.id == update_delivery.id).values(state="failed")
-            )
-        webhooks.replay(ctx, by=operator, delivery_id=update_delivery.id)
-        wait_for(lambda: _deliveries(ctx, toot.id)[1].state == "sent", 30, message="replay sent")
-        keys = [
-            s.headers.get("Idempotency-Key")
-            for s in mastodon.requests()
-            if s.path == "/api/v1/statuses"
-        ]
-        assert keys.count(str(update_delivery.id)) == 2 and len(mastodon.statuses) == 3

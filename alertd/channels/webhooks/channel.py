@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
-from alertd.alerts.models import Alert, Photo, Version
+from alertd.alerts.models import ACTIVE, Alert, Photo, Version
 from alertd.alerts.text import summary_text
 from alertd.audit.services import record
 from alertd.channels import registry
@@ -34,11 +34,11 @@ from alertd.channels.models import (
     Delivery,
     Dispatch,
 )
-from alertd.channels.registry import OUT_FAILED, OUT_RETRY, OUT_SENT, Outcome
+from alertd.channels.registry import OUT_FAILED, OUT_RETRY, OUT_SENT, OUT_SKIPPED, Outcome
 from alertd.channels.webhooks import sender
-from alertd.channels.webhooks.formats import Message, PhotoFile, build_message
+from alertd.channels.webhooks.formats import ENDED_KINDS, Message, PhotoFile, build_message
 from alertd.channels.webhooks.http import Answer, Limits
-from alertd.channels.webhooks.models import EVENT_OF_KIND, Attempt, Endpoint
+from alertd.channels.webhooks.models import EVENT_OF_KIND, TOKEN_FORMATS, Attempt, Endpoint
 from alertd.channels.webhooks.secrets import unseal
 from alertd.channels.webhooks.services import CHANNEL, check_endpoint_url
 from alertd.channels.webhooks.ssrf import UnsafeUrl
@@ -130,11 +130,12 @@ class WebhookChannel:
                         delivery, "waiting for the previous version", ORDER_WAIT_SECONDS
                     )
                 else:
-                    jobs.append(
-                        _Job(
-                            delivery, _view(ctx, endpoint), _thread(session, ctx, version, endpoint)
-                        )
-                    )
+                    thread = _thread(session, ctx, version, endpoint)
+                    reason = _no_post_reason(alert, version, endpoint, thread, now)
+                    if reason:
+                        outcomes[delivery.id] = Outcome(delivery.id, OUT_SKIPPED, reason)
+                    else:
+                        jobs.append(_Job(delivery, _view(ctx, endpoint), thread))
         results = self._send_all(ctx, version, public_id, photo_file, jobs)
         self._record(ctx, jobs, results, outcomes, deliveries)
         return [outcomes[d.id] for d in deliveries]
@@ -237,6 +238,22 @@ class WebhookChannel:
                         detail={"reason": "410 Gone", "delivery": delivery.id},
                     )
                 outcomes[delivery.id] = _outcome(delivery, result)
+
+
+def _no_post_reason(
+    alert: Alert, version: Version, endpoint: Endpoint, thread: sender.Thread | None, now: datetime
+) -> str:
+    """Why a post for people (chat, Mastodon, Telegram) must not go out now. Partners on the
+    standard format get every event in order; a public post of an alert that ended while it
+    waited would circulate a search that is over, and a correction of a post never made would
+    only confuse."""
+    if endpoint.format == "standard":
+        return ""
+    if version.kind not in ENDED_KINDS and (alert.state != ACTIVE or alert.expires_at <= now):
+        return f"the alert ended ({alert.state}) before this post went out"
+    if version.kind in ENDED_KINDS and endpoint.format in TOKEN_FORMATS and thread is None:
+        return "nothing was posted for this alert here, so there is nothing to correct"
+    return ""
 
 
 def sender_answer(result: sender.Result) -> Answer:

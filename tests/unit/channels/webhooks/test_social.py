@@ -9,7 +9,12 @@ from sqlalchemy import update
 from alertd.alerts import services
 from alertd.channels.models import Delivery
 from alertd.channels.webhooks import services as webhooks
-from tests.support.webhook_receivers import MastodonSimulator, TelegramSimulator, running
+from tests.support.webhook_receivers import (
+    MastodonSimulator,
+    StandardReceiver,
+    TelegramSimulator,
+    running,
+)
 from tests.unit.channels.webhooks.conftest import Flow
 
 
@@ -17,7 +22,24 @@ def test_mastodon_thread_edit_on_cancel(flow: Flow) -> None:
     with running(MastodonSimulator()) as mastodon:
         flow.endpoint(mastodon.url, format="mastodon", token=MastodonSimulator.TOKEN)
         alert = flow.publish()
+        flow.run()
         flow.update(alert)
+        flow.run()
+        # A replay (the answer to the update was lost, so it is sent again) posts nothing new.
+        update_delivery = flow.deliveries()[1]
+        with flow.ctx.db.transaction() as session:
+            session.execute(
+                update(Delivery).where(Delivery.id == update_delivery.id).values(state="failed")
+            )
+        webhooks.replay(flow.ctx, by=flow.operator, delivery_id=update_delivery.id)
+        flow.run()
+        keys = [
+            s.headers.get("Idempotency-Key")
+            for s in mastodon.requests()
+            if s.path == "/api/v1/statuses"
+        ]
+        assert keys.count(str(update_delivery.id)) == 2
+        assert len(mastodon.statuses) == 2
         flow.cancel(alert)
         flow.run()
         statuses = list(mastodon.statuses.values())
@@ -31,21 +53,6 @@ def test_mastodon_thread_edit_on_cancel(flow: Flow) -> None:
         [(edited_id, text)] = mastodon.edits
         assert edited_id == original["id"] and text.startswith("CANCELLED")
         assert "CHILD ABDUCTION ALERT" in text and original["media_ids"] == []
-
-        # A replay (the answer was lost, so the delivery is sent again) posts nothing new.
-        with flow.ctx.db.transaction() as session:
-            session.execute(
-                update(Delivery).where(Delivery.id == deliveries[1].id).values(state="failed")
-            )
-        webhooks.replay(flow.ctx, by=flow.operator, delivery_id=deliveries[1].id)
-        flow.run()
-        keys = [
-            s.headers.get("Idempotency-Key")
-            for s in mastodon.requests()
-            if s.path == "/api/v1/statuses"
-        ]
-        assert keys.count(str(deliveries[1].id)) == 2
-        assert len(mastodon.statuses) == 3
     assert {d.state for d in flow.deliveries()} == {"sent"}
 
 
@@ -66,7 +73,9 @@ def test_telegram_photo_thread_and_caption_edit(flow: Flow) -> None:
             telegram.url, format="telegram", token=TelegramSimulator.TOKEN, chat_id="@amber"
         )
         alert = flow.publish()
+        flow.run()
         flow.update(alert)
+        flow.run()
         services_resolve(flow, alert.id)
         flow.run()
         messages = telegram.messages
@@ -94,3 +103,20 @@ def test_telegram_refused_token_is_not_retried(flow: Flow) -> None:
 
 def services_resolve(flow: Flow, alert_id: int) -> None:
     services.resolve_alert(flow.ctx, alert_id, "found safe", by=flow.operator)
+
+
+def test_an_alert_that_ended_before_its_post_is_never_posted(flow: Flow) -> None:
+    with running(MastodonSimulator()) as mastodon, running(StandardReceiver()) as partner:
+        flow.endpoint(mastodon.url, format="mastodon", token=MastodonSimulator.TOKEN)
+        partner.secret = flow.endpoint(partner.url).secret
+        alert = flow.publish()
+        flow.cancel(alert)  # before any delivery ran: the search is over
+        flow.run()
+        assert mastodon.requests() == []
+        assert [s.payload["type"] for s in partner.requests()] == [
+            "alert.published",
+            "alert.cancelled",
+        ]
+    social = [d for d in flow.deliveries() if d.recipient == "1"]
+    assert [d.state for d in social] == ["skipped", "skipped"]
+    assert "ended" in social[0].last_error and "nothing to correct" in social[1].last_error
