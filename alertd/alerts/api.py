@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from alertd.alerts import services
+from alertd.alerts.criteria import RuleSet
 from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
 from alertd.alerts.progress import alert_progress
@@ -24,7 +25,7 @@ from alertd.errors import Invalid, ServiceError
 from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
 from alertd.web.errors import api_error
-from alertd.web.jsonbody import json_object, refuse_bad_body
+from alertd.web.jsonbody import JSON, MERGE_PATCH, json_object, refuse_bad_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(load_token_actor)
@@ -269,10 +270,41 @@ _action("update_reject", lambda i: services.reject_update(ctx(), i, _reason(), b
 @token_required
 @idempotent
 def propose_update(alert_id: int) -> tuple[Response, int]:
-    body = _body()
+    # A full body replaces the content; a merge patch (RFC 7396) changes only what it names.
+    body = json_object(types=(JSON, MERGE_PATCH))
     photo = _photo(body)
-    services.propose_update(ctx(), alert_id, body, by=current_actor(), photo=photo)
+    patch = request.mimetype == MERGE_PATCH
+    services.propose_update(
+        ctx(), alert_id, body, by=current_actor(), photo=photo, merge_patch=patch
+    )
     return _answer(alert_id, 202)
+
+
+@bp.get("/jurisdictions")
+@token_required
+def jurisdictions() -> Response:
+    """Each criteria rule set a body's ``jurisdiction`` may name, with what it asks for."""
+    context = ctx()
+    return jsonify(
+        default=context.settings.DEFAULT_JURISDICTION,
+        jurisdictions=[rule_set_json(r) for _, r in sorted(context.rule_sets.items())],
+    )
+
+
+def rule_set_json(rule_set: RuleSet) -> dict[str, Any]:
+    return {
+        "name": rule_set.name,
+        "title": rule_set.title,
+        "public_name": rule_set.public_name,
+        "source": rule_set.source,
+        "criteria": [
+            {"key": c.key, "label": c.label, "required": c.required} for c in rule_set.criteria
+        ],
+        "rules": {
+            "max_age": rule_set.max_age,
+            "requires_case_reference": rule_set.requires_case_reference,
+        },
+    }
 
 
 @bp.post("/alerts/<int:alert_id>/extend")

@@ -165,6 +165,98 @@ ALERT = _obj(
     }
 )
 
+# Examples a dispatch system can send as they are. The alert is an exercise, so one copied
+# verbatim reaches only the test feeds; it meets the us-doj criteria, so it can be approved.
+VEHICLE_EXAMPLE = {
+    "make": "Nissan",
+    "model": "Versa",
+    "colour": "blue",
+    "year": 2014,
+    "plate": "6WCU986",
+    "plate_region": "CA",
+}
+CREATE_EXAMPLE: dict[str, Any] = {
+    "status": "Exercise",
+    "jurisdiction": "us-doj",
+    "criteria": {
+        "minor": True,
+        "abduction_confirmed": True,
+        "imminent_danger": True,
+        "sufficient_description": True,
+        "ncic_entered": True,
+    },
+    "case_reference": "NCIC-2026-000123",
+    "children": [
+        {"name": "Jane Doe", "age": 7, "sex": "female", "hair": "brown", "clothing": "red coat"}
+    ],
+    "suspects": [{"name": "John Roe", "description": "man in his 40s, grey beard"}],
+    "vehicles": [VEHICLE_EXAMPLE],
+    "last_seen_place": "Main St & 3rd Ave, Springfield",
+    "direction_of_travel": "northbound on I-5",
+    "tip_line": "1-800-555-0199",
+    "description": "Jane was taken from a playground by a man she does not know.",
+    "areas": [
+        {
+            "description": "Springfield County",
+            "geocodes": {"SAME": "006037"},
+            "polygon": [[34.0, -118.5], [34.2, -118.5], [34.2, -118.2], [34.0, -118.5]],
+        }
+    ],
+    "languages": ["en-US"],
+}
+# Two fields: the vehicle with its new plate (a merge patch replaces a list whole) and where
+# it is heading now. Everything else stays as it is.
+PATCH_EXAMPLE: dict[str, Any] = {
+    "vehicles": [{**VEHICLE_EXAMPLE, "plate": "7XYZ321"}],
+    "direction_of_travel": "southbound on I-405",
+}
+
+ALERT_PATCH = {
+    "type": "object",
+    "description": "A JSON Merge Patch (RFC 7396) of AlertBody: members replace the alert's "
+    "current values, null removes one, lists are replaced whole. The result is checked like a "
+    "full body and refused with the same field messages.",
+    "properties": ALERT_BODY["properties"],
+}
+
+JURISDICTION = _obj(
+    {
+        "name": {"type": "string", "description": "what AlertBody.jurisdiction takes"},
+        "title": _TEXT,
+        "public_name": {"type": "string", "description": "what public texts call it"},
+        "source": _TEXT,
+        "criteria": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "key": {"type": "string", "description": "a key of AlertBody.criteria"},
+                    "label": _TEXT,
+                    "required": {"type": "boolean", "description": "needed for approval"},
+                },
+                ["key", "label", "required"],
+            ),
+        },
+        "rules": _obj(
+            {
+                "max_age": {"type": "integer", "description": "oldest child age accepted"},
+                "requires_case_reference": {"type": "boolean"},
+            },
+            ["max_age", "requires_case_reference"],
+        ),
+    },
+    ["name", "title", "criteria", "rules"],
+)
+JURISDICTIONS = _obj(
+    {
+        "default": {"type": "string", "description": "used when a body names none"},
+        "jurisdictions": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Jurisdiction"},
+        },
+    },
+    ["default", "jurisdictions"],
+)
+
 ERROR = _obj(
     {"error": _TEXT, "message": _TEXT, "fields": {"type": "object", "additionalProperties": _TEXT}},
     ["error", "message"],
@@ -216,6 +308,40 @@ def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200") -
     return {"post": op}
 
 
+def _update_operation() -> dict[str, Any]:
+    operation = _action(
+        "Propose an update (officer); approved like an alert. Send the whole body as "
+        "application/json, or only what changed as application/merge-patch+json (RFC 7396), "
+        "applied to the alert's current content",
+        None,
+        "202",
+    )
+    operation["post"]["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"$ref": "#/components/schemas/AlertBody"},
+                "examples": {
+                    "full": {
+                        "summary": "The whole content, with the vehicle's new plate",
+                        "value": {**CREATE_EXAMPLE, **PATCH_EXAMPLE},
+                    }
+                },
+            },
+            "application/merge-patch+json": {
+                "schema": {"$ref": "#/components/schemas/AlertPatch"},
+                "examples": {
+                    "new_plate": {
+                        "summary": "Only the new plate and direction of travel",
+                        "value": PATCH_EXAMPLE,
+                    }
+                },
+            },
+        },
+    }
+    return operation
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -242,6 +368,9 @@ def openapi_document() -> dict[str, Any]:
                 "Alert": ALERT,
                 "Version": VERSION,
                 "Error": ERROR,
+                "AlertPatch": ALERT_PATCH,
+                "Jurisdiction": JURISDICTION,
+                "Jurisdictions": JURISDICTIONS,
                 **WEBHOOK_SCHEMAS,
             },
         },
@@ -259,7 +388,13 @@ def openapi_document() -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {"$ref": "#/components/schemas/AlertBody"}
+                                "schema": {"$ref": "#/components/schemas/AlertBody"},
+                                "examples": {
+                                    "exercise": {
+                                        "summary": "An exercise alert meeting the us-doj criteria",
+                                        "value": CREATE_EXAMPLE,
+                                    }
+                                },
                             }
                         },
                     },
@@ -292,11 +427,24 @@ def openapi_document() -> dict[str, Any]:
                 PROPOSAL,
             ),
             "/api/v1/alerts/{alert_id}/reject": _action("Return to draft (supervisor)", REASON),
-            "/api/v1/alerts/{alert_id}/update": _action(
-                "Propose an update (officer); approved like an alert",
-                {"$ref": "#/components/schemas/AlertBody"},
-                "202",
-            ),
+            "/api/v1/alerts/{alert_id}/update": _update_operation(),
+            "/api/v1/jurisdictions": {
+                "get": {
+                    "summary": "The criteria rule sets: keys, labels, which are required, and "
+                    "their rules (maximum age, case reference)",
+                    "responses": {
+                        "200": {
+                            "description": "every rule set",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Jurisdictions"}
+                                }
+                            },
+                        },
+                        "401": {"description": "no or bad token"},
+                    },
+                }
+            },
             "/api/v1/alerts/{alert_id}/update/approve": _action(
                 "Approve the pending update (supervisor, not the proposer); proposal_id names "
                 "the update reviewed, and a replaced one is refused with 409",

@@ -26,9 +26,14 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
-def json_object(*, optional: bool = False) -> dict[str, Any]:
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"  # RFC 7396
+
+
+def json_object(*, optional: bool = False, types: tuple[str, ...] = (JSON,)) -> dict[str, Any]:
     """The body as a JSON object. With ``optional``, an empty body means ``{}``; a body that is
-    there but malformed, not JSON, or not an object is always a 400."""
+    there but malformed, not JSON, or not an object is always a 400. ``types`` are the content
+    types the endpoint takes (a merge patch is JSON too, but only where a patch is meant)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         if optional:
@@ -37,9 +42,9 @@ def json_object(*, optional: bool = False) -> dict[str, Any]:
             "The request body must be a JSON object (Content-Type: application/json).",
             fields={"body": "missing"},
         )
-    if request.mimetype != "application/json":
+    if request.mimetype not in types:
         raise Invalid(
-            "Send the body as JSON with Content-Type: application/json.",
+            f"Send the body as JSON with Content-Type: {' or '.join(types)}.",
             fields={"body": f"content type {request.mimetype or 'none'!s}"},
         )
     try:
@@ -67,4 +72,5 @@ def refuse_bad_body() -> None:
     """A ``before_request`` for API blueprints: a body sent with any write is JSON, even where
     the action reads none of it, so nothing malformed is silently taken for ``{}``."""
     if request.method in ("POST", "PUT", "PATCH"):
-        json_object(optional=True)
+        # Syntax only; each endpoint says which of the two JSON types it takes.
+        json_object(optional=True, types=(JSON, MERGE_PATCH))

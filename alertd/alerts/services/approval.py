@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
+
+import json_merge_patch
 
 from alertd.actor import Actor
 from alertd.alerts.content import expires_of, submission_problems
@@ -93,13 +96,26 @@ def reject_alert(ctx: Context, alert_id: int, reason: str, *, by: Actor) -> Aler
 
 
 def propose_update(
-    ctx: Context, alert_id: int, raw: Any, *, by: Actor, photo: bytes | None = None
+    ctx: Context,
+    alert_id: int,
+    raw: Any,
+    *,
+    by: Actor,
+    photo: bytes | None = None,
+    merge_patch: bool = False,
 ) -> Proposal:
-    """Propose new content for a live alert. A newer proposal replaces a pending one."""
+    """Propose new content for a live alert. A newer proposal replaces a pending one.
+
+    With `merge_patch`, `raw` is a JSON Merge Patch (RFC 7396) applied to the alert's current
+    content under the row lock, so a dispatch system can send only what changed; the result is
+    then checked exactly like a full body, with the same field messages.
+    """
     with ctx.db.transaction() as session:
         alert = _load(session, alert_id)
         _require(by, "alert.propose_update", "alert.propose_update", alert)
         _require_state(alert, ACTIVE, by, "alert.propose_update", "an active alert can be updated")
+        if merge_patch:
+            raw = json_merge_patch.merge(copy.deepcopy(dict(alert.content)), raw)
         if isinstance(raw, dict) and not raw.get("expires_at"):
             # An update that says nothing about expiry keeps the alert's, not a fresh default.
             raw = dict(raw, expires_at=alert.expires_at.isoformat())
