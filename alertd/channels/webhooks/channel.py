@@ -34,7 +34,14 @@ from alertd.channels.models import (
     Delivery,
     Dispatch,
 )
-from alertd.channels.registry import OUT_FAILED, OUT_RETRY, OUT_SENT, OUT_SKIPPED, Outcome
+from alertd.channels.registry import (
+    OUT_FAILED,
+    OUT_RETRY,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_UNKNOWN,
+    Outcome,
+)
 from alertd.channels.webhooks import sender
 from alertd.channels.webhooks.formats import ENDED_KINDS, Message, PhotoFile, build_message
 from alertd.channels.webhooks.http import Answer, Limits
@@ -286,6 +293,8 @@ def _outcome(delivery: Delivery, result: sender.Result) -> Outcome:
             base = SCHEDULE[min(max(delivery.attempts, 1) - 1, len(SCHEDULE) - 1)]
             delay = base * random.uniform(1 - JITTER, 1 + JITTER)  # noqa: S311 - jitter only
         return Outcome(delivery.id, OUT_RETRY, result.error, retry_after=delay)
+    if result.state == sender.UNKNOWN:
+        return Outcome(delivery.id, OUT_UNKNOWN, result.error)
     return Outcome(delivery.id, OUT_FAILED, result.error)
 
 
@@ -293,7 +302,7 @@ def _breaker(ctx: Context, endpoint: Endpoint, result: sender.Result, now: datet
     if result.state == sender.SENT:
         endpoint.consecutive_failures, endpoint.circuit_open_until = 0, None
         return
-    if result.state != sender.RETRY:
+    if result.state not in (sender.RETRY, sender.UNKNOWN):
         return
     endpoint.consecutive_failures += 1
     over = endpoint.consecutive_failures - ctx.settings.WEBHOOK_BREAKER_FAILURES

@@ -30,6 +30,9 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     error: str = ""
     latency_ms: int = 0
+    # The request may have reached the receiver although no answer came (read timeout, reset
+    # after sending): a platform without idempotency keys may then have acted on it.
+    maybe_received: bool = False
 
 
 def request(
@@ -51,8 +54,10 @@ def request(
             return _exchange(pool, target, method, body, headers, limits, path, fields, started)
         except urllib3.exceptions.NewConnectionError as exc:
             error = f"cannot connect to {address}: {exc.__class__.__name__}"
-        except (HTTPError, OSError) as exc:
+        except urllib3.exceptions.ConnectTimeoutError as exc:
             return Answer(None, error=_describe(exc), latency_ms=_ms(started))
+        except (HTTPError, OSError) as exc:
+            return Answer(None, error=_describe(exc), latency_ms=_ms(started), maybe_received=True)
         finally:
             pool.close()
     return Answer(None, error=error, latency_ms=_ms(started))

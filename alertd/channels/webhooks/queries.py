@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
-from alertd.channels.models import FAILED, Delivery
+from alertd.channels.models import FAILED, UNKNOWN, Delivery
 from alertd.channels.webhooks.models import Attempt, Endpoint
 from alertd.channels.webhooks.services import CHANNEL, PERMISSION
 from alertd.db import utcnow
@@ -70,7 +70,7 @@ def endpoint_json(endpoint: Endpoint, failed: int | None = None) -> dict[str, An
 def failed_counts(session: Session) -> dict[int, int]:
     rows = session.execute(
         select(Delivery.recipient, func.count())
-        .where(Delivery.channel == CHANNEL, Delivery.state == FAILED)
+        .where(Delivery.channel == CHANNEL, Delivery.state.in_((FAILED, UNKNOWN)))
         .group_by(Delivery.recipient)
     ).all()
     return {int(recipient): n for recipient, n in rows}
@@ -107,7 +107,7 @@ def dead_letters(session: Session, endpoint_id: int) -> list[Delivery]:
             select(Delivery)
             .where(
                 Delivery.channel == CHANNEL,
-                Delivery.state == FAILED,
+                Delivery.state.in_((FAILED, UNKNOWN)),
                 Delivery.recipient == str(endpoint_id),
             )
             .order_by(Delivery.id)

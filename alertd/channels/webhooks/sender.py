@@ -18,7 +18,7 @@ from alertd.channels.webhooks.formats import CAPTION_LIMIT, Message, render_json
 from alertd.channels.webhooks.http import Answer, Limits, request
 from alertd.channels.webhooks.ssrf import Target
 
-SENT, RETRY, FAILED, GONE = "sent", "retry", "failed", "gone"
+SENT, RETRY, FAILED, GONE, UNKNOWN = "sent", "retry", "failed", "gone", "unknown"
 # Retry-After is honoured between these bounds (seconds).
 RETRY_AFTER_BOUNDS = (1.0, 1800.0)
 USER_AGENT = "alertd-webhooks/1"
@@ -119,6 +119,10 @@ def _judge(
     answer: Answer, fmt: str, answers: list[Answer], external_id: str | None = None
 ) -> Result:
     status = answer.status
+    if status is None and answer.maybe_received and fmt == "telegram":
+        # The Bot API has no idempotency key: a resend could post twice. The outcome is
+        # unknown, shown to operators, who can check the channel and replay it.
+        return Result(UNKNOWN, f"no answer, the post may exist: {answer.error}", answers=answers)
     if status is None:
         return Result(RETRY, answer.error, None, answers=answers)
     if 200 <= status < 300:

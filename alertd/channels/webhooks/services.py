@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from alertd.actor import Actor
 from alertd.audit.services import record
 from alertd.channels.dispatch import enqueue_open_deliveries
-from alertd.channels.models import FAILED, PENDING, Delivery
+from alertd.channels.models import FAILED, PENDING, UNKNOWN, Delivery
 from alertd.channels.webhooks.models import EVENTS, FORMATS, TOKEN_FORMATS, Endpoint
 from alertd.channels.webhooks.secrets import new_secret, seal
 from alertd.channels.webhooks.ssrf import Resolver, Target, UnsafeUrl, check_url, parse_networks
@@ -242,12 +242,15 @@ def replay(
     delivery_id: int | None = None,
     endpoint_id: int | None = None,
 ) -> int:
-    """Send failed deliveries again: one, or all of an endpoint's. Each keeps its id, so a
-    standard webhook keeps its ``webhook-id`` and a post its idempotency key. Returns how many."""
+    """Send failed deliveries again (and unknown ones, which an operator has checked): one, or
+    all of an endpoint's. Each keeps its id, so a standard webhook keeps its ``webhook-id`` and
+    a post its idempotency key. Returns how many."""
     _require(by, "webhook.replay", endpoint_id)
     if (delivery_id is None) == (endpoint_id is None):
         raise Invalid("Name one delivery or one endpoint to replay.")
-    query = select(Delivery).where(Delivery.channel == CHANNEL, Delivery.state == FAILED)
+    query = select(Delivery).where(
+        Delivery.channel == CHANNEL, Delivery.state.in_((FAILED, UNKNOWN))
+    )
     if delivery_id is not None:
         query = query.where(Delivery.id == delivery_id)
     else:
@@ -255,7 +258,7 @@ def replay(
     with ctx.db.transaction() as session:
         rows = list(session.execute(query.with_for_update()).scalars())
         if delivery_id is not None and not rows:
-            raise Conflict(f"Delivery {delivery_id} is not a failed webhook delivery.")
+            raise Conflict(f"Delivery {delivery_id} is not a failed or unknown webhook delivery.")
         if not rows:
             return 0
         ids = [d.id for d in rows]

@@ -10,7 +10,9 @@ from alertd.alerts import services
 from alertd.channels.models import Delivery
 from alertd.channels.webhooks import services as webhooks
 from tests.support.webhook_receivers import (
+    HANG,
     MastodonSimulator,
+    Script,
     StandardReceiver,
     TelegramSimulator,
     running,
@@ -120,3 +122,21 @@ def test_an_alert_that_ended_before_its_post_is_never_posted(flow: Flow) -> None
     social = [d for d in flow.deliveries() if d.recipient == "1"]
     assert [d.state for d in social] == ["skipped", "skipped"]
     assert "ended" in social[0].last_error and "nothing to correct" in social[1].last_error
+
+
+def test_telegram_without_an_answer_is_unknown_not_resent_until_replayed(flow: Flow) -> None:
+    with running(TelegramSimulator()) as telegram:
+        telegram.respond = Script([HANG, (200, {}, b"")])
+        endpoint = flow.endpoint(
+            telegram.url, format="telegram", token=TelegramSimulator.TOKEN, chat_id="@amber"
+        ).endpoint
+        flow.publish()
+        flow.run()
+        flow.retry_now()
+        [delivery] = flow.deliveries()
+        assert delivery.state == "unknown" and "may exist" in delivery.last_error
+        assert len(telegram.requests()) == 1  # the Bot API has no idempotency key: no resend
+        assert webhooks.replay(flow.ctx, by=flow.operator, endpoint_id=endpoint.id) == 1
+        flow.run()
+        assert len(telegram.messages) == 1
+    assert [d.state for d in flow.deliveries()] == ["sent"]
