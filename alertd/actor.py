@@ -12,7 +12,17 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "supervisor": frozenset(
         {"alert.approve", "alert.reject", "alert.cancel", "alert.resolve", "alert.extend"}
     ),
-    "operator": frozenset({"alert.cancel", "alert.resolve", "alert.extend", "channels.manage"}),
+    # Operators run live alerts: they may propose an update, which a supervisor approves as
+    # they would an officer's.
+    "operator": frozenset(
+        {
+            "alert.cancel",
+            "alert.resolve",
+            "alert.extend",
+            "alert.propose_update",
+            "channels.manage",
+        }
+    ),
     "admin": frozenset({"users.manage", "tokens.manage"}),
     "system": frozenset({"alert.expire"}),
 }

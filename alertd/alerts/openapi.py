@@ -310,7 +310,8 @@ def _action(summary: str, body: dict[str, Any] | None = None, ok: str = "200") -
 
 def _update_operation() -> dict[str, Any]:
     operation = _action(
-        "Propose an update (officer); approved like an alert. Send the whole body as "
+        "Propose an update (officer or operator); approved by a supervisor like an alert. "
+        "Send the whole body as "
         "application/json, or only what changed as application/merge-patch+json (RFC 7396), "
         "applied to the alert's current content",
         None,

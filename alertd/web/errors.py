@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
+from alertd.errors import ServiceError
 from alertd.web.auth import load_session_actor
 
 # Messages for error pages, in the officer's words rather than HTTP's.
@@ -62,7 +64,27 @@ def console_error(error: HTTPException) -> Response:
     return response
 
 
+def service_error(error: ServiceError) -> Response:
+    """A refusal no view caught: the same answer a view would have given."""
+    if request.path.startswith("/api/"):
+        response = jsonify(error.as_json())
+        response.status_code = error.status
+        return response
+    if "actor" not in g:
+        load_session_actor()
+    title = HTTP_STATUS_CODES.get(error.status, "Error")
+    return Response(
+        render_template(
+            "errors/error.html", status=error.status, title=title, message=error.message
+        ),
+        status=error.status,
+        mimetype="text/html",
+    )
+
+
 def register_error_pages(app: Flask) -> None:
+    app.register_error_handler(ServiceError, service_error)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         # API clients always get JSON, even for errors raised before a blueprint view runs.
