@@ -70,6 +70,7 @@ ROUTES: dict[str, Row] = {
     "POST /alerts/<int:alert_id>/reject": console(*APPROVERS),
     "POST /alerts/<int:alert_id>/resolve": console(*RUNNERS),
     "POST /alerts/<int:alert_id>/submit": console(*WRITERS),
+    "GET /alerts/<int:alert_id>/progress": console(*EVERYONE),
     "GET /alerts/<int:alert_id>/update": console(*PROPOSERS),
     "POST /alerts/<int:alert_id>/update": console(*PROPOSERS),
     "POST /alerts/<int:alert_id>/update/approve": console(*APPROVERS),
@@ -111,6 +112,7 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/endpoints/<int:endpoint_id>/enable": api(*CHANNELS),
     "POST /api/v1/endpoints/<int:endpoint_id>/replay": api(*CHANNELS),
     "POST /api/v1/endpoints/<int:endpoint_id>/rotate-secret": api(*CHANNELS),
+    "GET /api/v1/jurisdictions": api(*EVERYONE),
     "GET /api/v1/openapi.json": public(),
     "GET /api/v1/tokens": api(*EVERYONE),  # one's own; an admin all
     "POST /api/v1/tokens": api(*EVERYONE),  # for oneself only
