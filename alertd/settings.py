@@ -41,6 +41,8 @@ class Settings:
     CAP_IDENTIFIER_PREFIX: str
     TIMEZONE: str  # IANA name; CAP offsets, console and public page times are in this zone
     CAP_IPAWS: bool  # US IPAWS profile on CAP messages
+    CAP_SOURCE: str  # <source> of CAP messages; empty writes none
+    CAP_DEREF_MAX_BYTES: int  # photos up to this size are also inlined as <derefUri>
     CAP_SIGNING_KEY: str  # PEM key path; with CAP_SIGNING_CERT, CAP messages are signed
     CAP_SIGNING_CERT: str  # PEM certificate path, carried in each signature's KeyInfo
     FEED_DIR: str  # where feeds and CAP documents are also written as static files

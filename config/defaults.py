@@ -46,6 +46,13 @@ CAP_IDENTIFIER_PREFIX = "alertd"
 TIMEZONE = "UTC"
 # The US IPAWS profile on CAP messages: <code>IPAWSv1.0</code>, EAS-ORG=CIV, one SAME code.
 CAP_IPAWS = False
+# <source> of every CAP message: the system or desk it comes from (e.g. "Springfield PD
+# dispatch"); empty writes none.
+CAP_SOURCE = ""
+# A photo at most this many bytes also travels inside the CAP message as <derefUri> (base64),
+# as IPAWS police alerts carry it, for receivers that cannot fetch the <uri>; 0 never inlines.
+# Base64 adds a third, so the default keeps a message with its photo well under 150 kB.
+CAP_DEREF_MAX_BYTES = 100_000
 # PEM files of the key and X.509 certificate that sign every CAP message; empty means unsigned.
 CAP_SIGNING_KEY = ""
 CAP_SIGNING_CERT = ""

@@ -7,6 +7,7 @@ serializer. Jinja renders only the human text (headline, description, phone text
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -100,11 +101,16 @@ def build_cap(v: CapVersion, *, templates_dir: Path | None = None) -> bytes:
     _sub(alert, "sent", format_cap_datetime(v.sent))
     _sub(alert, "status", v.status)
     _sub(alert, "msgType", v.msg_type)
+    if v.source.strip():
+        _sub(alert, "source", v.source.strip())
     _sub(alert, "scope", "Public")
     if v.ipaws:
         _sub(alert, "code", IPAWS_CODE)
     if v.references:
         _sub(alert, "references", " ".join(format_reference(ref) for ref in v.references))
+    incident = _incident(content.get("case_reference"))
+    if incident:
+        _sub(alert, "incidents", incident)
 
     for index, language in enumerate(languages):
         context = _context(v, language, first=index == 0)
@@ -232,6 +238,11 @@ def _add_info(
     _sub(info, "severity", severity)
     _sub(info, "certainty", certainty)
     _pair(info, "eventCode", "SAME", "CAE")
+    # In force from the moment it is sent; the abduction's onset is when the child was last seen.
+    _sub(info, "effective", format_cap_datetime(v.sent))
+    onset = _onset(v)
+    if onset:
+        _sub(info, "onset", onset)
     _sub(info, "expires", format_cap_datetime(v.expires))
     _sub(info, "senderName", v.sender_name)
     headline = _one_line(_render(env, language, "headline", context))
@@ -256,6 +267,9 @@ def _add_info(
         _sub(resource, "mimeType", v.photo.mime_type)
         _sub(resource, "size", str(v.photo.size))
         _sub(resource, "uri", v.photo.uri)
+        if v.photo.data is not None:
+            # Inline as IPAWS police alerts carry it; <digest> is of these same bytes.
+            _sub(resource, "derefUri", base64.b64encode(v.photo.data).decode("ascii"))
         _sub(resource, "digest", v.photo.sha1.lower())
     for area in v.content.get("areas") or []:
         _add_area(info, area)
@@ -277,6 +291,27 @@ def _add_area(info: Any, area: Mapping[str, Any]) -> None:
     for name, values in (area.get("geocodes") or {}).items():
         for value in [values] if isinstance(values, str) else values:
             _pair(element, "geocode", str(name), str(value))
+
+
+def _incident(case_reference: Any) -> str:
+    """The case reference as one CAP incident: <incidents> is space-delimited, so a reference
+    with spaces is quoted (CAP 1.2 section 3.2.1), and a double quote inside cannot be kept."""
+    text = " ".join(str(case_reference or "").replace('"', "").split())
+    return f'"{text}"' if " " in text else text
+
+
+def _onset(v: CapVersion) -> str | None:
+    if v.ended:
+        return None
+    text = str(v.content.get("last_seen_at") or "").strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.utcoffset() is None or v.sent.tzinfo is None:
+        return None
+    # Written in the same zone as <sent> (ALERTD_TIMEZONE), not the offset the officer typed.
+    return format_cap_datetime(moment.astimezone(v.sent.tzinfo).replace(microsecond=0))
 
 
 def _coord(value: Any) -> str:

@@ -60,6 +60,7 @@ def cap_version_for(settings: Settings, version: Version, alert: Alert) -> CapVe
             mime_type=stored.mime_type,
             size=stored.size,
             sha1=stored.sha1,
+            data=stored.data if stored.size <= settings.CAP_DEREF_MAX_BYTES else None,
         )
     # Times carry the configured zone's offset (ALERTD_TIMEZONE); references are written in the
     # same zone so that they read exactly as the earlier messages wrote their <sent>.
@@ -85,6 +86,7 @@ def cap_version_for(settings: Settings, version: Version, alert: Alert) -> CapVe
         web_url=web_url(settings, alert.public_id),
         photo=photo,
         jurisdiction_name=_public_name(settings, alert.jurisdiction),
+        source=settings.CAP_SOURCE,
         ipaws=settings.CAP_IPAWS,
     )
 

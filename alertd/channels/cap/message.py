@@ -40,6 +40,7 @@ class CapPhoto:
     size: int
     sha1: str  # hex
     description: str = "Photo of the child"
+    data: bytes | None = None  # given when small enough to inline as <derefUri>
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class CapVersion:
     web_url: str  # public alert page URL
     photo: CapPhoto | None = None
     jurisdiction_name: str = ""  # the rule set's public name, e.g. "AMBER Alert"
+    source: str = ""  # <source>: the system or desk the message comes from
     ipaws: bool = False  # US IPAWS profile: <code>IPAWSv1.0</code>, EAS-ORG=CIV, one SAME code
 
     @property
