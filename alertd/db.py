@@ -4,12 +4,14 @@ work every write goes through."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import CursorResult, DateTime, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Engine, Result, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
@@ -51,10 +53,29 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _private_sqlite_files(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _private_sqlite_files(database: str | None) -> None:
+    """Create the database file readable by its owner only, before SQLite does (with the umask,
+    often world-readable): it holds password hashes and children's details. SQLite gives its
+    -wal and -shm files the database file's mode. Files made by an older version are narrowed."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if each.exists() and each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+        except OSError:
+            log.warning("could not make %s private to its owner", each)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -168,6 +168,12 @@ def ensure_secret_key(settings: Settings) -> str:
     key_file = settings.instance_path / "secret_key"
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(48))
-        key_file.chmod(0o600)
+        try:
+            # Created 0600 at once (never readable in between), and by one process only.
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
     return key_file.read_text().strip()

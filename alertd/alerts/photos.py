@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alertd.alerts.models import Photo
+from alertd.alerts.models import Photo, Version
 from alertd.errors import Invalid
 
 ALLOWED = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -78,3 +78,10 @@ def photo_by_name(session: Session, name: str) -> Photo | None:
     sha256, _, ext = name.partition(".")
     photo = session.execute(select(Photo).where(Photo.sha256 == sha256)).scalar_one_or_none()
     return photo if photo is not None and photo.extension == ext else None
+
+
+def is_published(session: Session, photo: Photo) -> bool:
+    """Whether a published version carries the photo. A draft's, a submitted alert's or a
+    pending update's photo is not public until it goes out."""
+    found = session.execute(select(Version.id).where(Version.photo_id == photo.id).limit(1))
+    return found.first() is not None

@@ -69,8 +69,11 @@ def _end(
         alert.state, alert.ended_at, alert.updated_at = state, now, now
         detail: dict[str, Any] = {"reason": reason}
         if before_state == ACTIVE:
-            content = dict(alert.content, ending_note=reason)
-            alert.content = content
+            if state == RESOLVED:
+                # The resolve note is written for the public. A cancel reason is internal (a
+                # false report may name someone): it stays in the audit entry, never in the
+                # published version, which every channel and the public page read.
+                alert.content = dict(alert.content, ending_note=reason)
             detail.update(version_detail(_publish(ctx, session, alert, kind, msg_type, by, now)))
         _close_proposals(alert, now, state)
         _audit(

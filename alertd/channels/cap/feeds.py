@@ -21,6 +21,7 @@ produce the same bytes and the same strong ETag.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -452,16 +453,20 @@ def rss_feed(
         entry.link(href=document_url(settings, document.identifier))
         entry.guid(document.identifier, permalink=False)
         entry.pubDate(document.sent_at)
+        # Readers render an RSS description as HTML: escape the text once, so an area typed as
+        # "<img …>" shows as those characters, never as markup (lxml escapes it again as XML).
         entry.description(
-            " | ".join(
-                part
-                for part in (
-                    summary.get("event"),
-                    document.status,
-                    document.msg_type,
-                    summary.get("area_desc"),
+            html.escape(
+                " | ".join(
+                    part
+                    for part in (
+                        summary.get("event"),
+                        document.status,
+                        document.msg_type,
+                        summary.get("area_desc"),
+                    )
+                    if part
                 )
-                if part
             )
         )
         entry.enclosure(

@@ -252,7 +252,9 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         last_seen_place=content.get("last_seen_place"),
         direction=content.get("direction_of_travel"),
         tip_line=content.get("tip_line"),
-        ending_note=content.get("ending_note") if ended else None,
+        # Only a resolve note is public; versions cancelled before cancel reasons were kept out
+        # of the content may still carry one, and the public sees the standard text instead.
+        ending_note=content.get("ending_note") if state == "resolved" else None,
         photo_path=show_photo,
         og_image=base_url(settings) + show_photo if show_photo else None,
         og_title=text.headline or labels[state],
