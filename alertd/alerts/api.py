@@ -21,7 +21,7 @@ from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
 from alertd.alerts.progress import alert_progress
 from alertd.channels.dispatch import delivery_counts
-from alertd.errors import Invalid, ServiceError
+from alertd.errors import Invalid, NotFound, ServiceError
 from alertd.idempotency import services as idempotency
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
 from alertd.web.errors import api_error
@@ -102,12 +102,9 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
     if full:
         data["content"] = content_json(alert.content)
         data["rejection_reason"] = alert.rejection_reason or None
+        # The API's own URL: the public one answers only once a version carrying it went out.
         data["photo_url"] = (
-            url_for(
-                "public.photo", name=f"{alert.photo.sha256}.{alert.photo.extension}", _external=True
-            )
-            if alert.photo
-            else None
+            url_for("api.alert_photo", alert_id=alert.id, _external=True) if alert.photo else None
         )
         data["versions"] = [version_json(v) for v in alert.versions]
         proposal = alert.pending_proposal
@@ -208,6 +205,19 @@ def create_alert() -> tuple[Response, int]:
 @token_required
 def get_alert(alert_id: int) -> tuple[Response, int]:
     return _answer(alert_id)
+
+
+@bp.get("/alerts/<int:alert_id>/photo")
+@token_required
+def alert_photo(alert_id: int) -> Response:
+    """The alert's current photo, published or not; never kept by a shared cache."""
+    with ctx().db.session() as session:
+        photo = services.get_alert(session, alert_id).photo
+        if photo is None:
+            raise NotFound("This alert has no photo.")
+        return Response(
+            photo.data, mimetype=photo.mime_type, headers={"Cache-Control": "private, no-store"}
+        )
 
 
 @bp.put("/alerts/<int:alert_id>")

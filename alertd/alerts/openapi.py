@@ -421,6 +421,27 @@ def openapi_document() -> dict[str, Any]:
                     "responses": _responses("200"),
                 },
             },
+            "/api/v1/alerts/{alert_id}/photo": {
+                "parameters": [{"$ref": "#/components/parameters/AlertId"}],
+                "get": {
+                    "summary": "The alert's current photo, published or not (the public "
+                    "/photos URL serves it only once published)",
+                    "responses": {
+                        "200": {
+                            "description": "the photo",
+                            "content": {
+                                "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                            },
+                        },
+                        **{
+                            code: response
+                            for code, response in _responses("200").items()
+                            if code in ("401", "404")
+                        },
+                    },
+                },
+            },
             "/api/v1/alerts/{alert_id}/submit": _action("Submit for approval (officer)"),
             "/api/v1/alerts/{alert_id}/approve": _action(
                 "Approve (supervisor, not the submitter); publishes version 1. With a "

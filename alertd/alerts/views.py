@@ -12,7 +12,17 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -427,6 +437,22 @@ def _render_show(
         done=done,
         **context,
     ), status
+
+
+@bp.get("/alerts/<int:alert_id>/photo")
+@login_required
+def photo(alert_id: int) -> ResponseReturnValue:
+    """The alert's current photo for staff, published or not (the public URL serves it only once
+    published); never kept by a shared cache."""
+    with ctx().db.session() as session:
+        alert = services.get_alert(session, alert_id)
+        if alert.photo is None:
+            abort(404)
+        return Response(
+            alert.photo.data,
+            mimetype=alert.photo.mime_type,
+            headers={"Cache-Control": "private, no-store"},
+        )
 
 
 @bp.get("/alerts/<int:alert_id>")

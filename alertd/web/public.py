@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, g, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from sqlalchemy import text
 
 from alertd.alerts.photos import is_published, photo_by_name
@@ -19,21 +19,16 @@ def photo(name: str) -> Response:
         found = photo_by_name(session, name)
         if found is None:
             abort(404)
-        published = is_published(session, found)
-        # Before publication only signed-in staff (reviewing the draft) see it; to anyone else
-        # it does not exist, and no shared cache may keep it.
-        if not published and g.get("actor") is None:
+        # A draft's, submitted alert's or pending update's photo does not exist for the public
+        # until a version carrying it goes out; staff see it on the alert's console page.
+        if not is_published(session, found):
             abort(404)
-        # The name is the content's hash, so the bytes at this URL never change.
-        cache = "public, max-age=31536000, immutable" if published else "private, no-store"
         etag = f'"{found.sha256}"'
+        # The name is the content's hash, so the bytes at this URL never change.
+        headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"}
         if etag in request.headers.get("If-None-Match", ""):
-            return Response(status=304, headers={"ETag": etag, "Cache-Control": cache})
-        return Response(
-            found.data,
-            mimetype=found.mime_type,
-            headers={"ETag": etag, "Cache-Control": cache},
-        )
+            return Response(status=304, headers=headers)
+        return Response(found.data, mimetype=found.mime_type, headers=headers)
 
 
 @bp.get("/healthz")

@@ -115,9 +115,10 @@ def test_a_photo_is_stored_and_served_at_a_stable_url(
 
     created = client.post("/api/v1/alerts", json=body, headers=officer_h).get_json()
 
-    served = client.get(created["photo_url"].replace("http://localhost", ""))
+    served = client.get(created["photo_url"].replace("http://localhost", ""), headers=officer_h)
     assert served.status_code == 200 and served.data == photo
     assert served.mimetype == "image/png"
+    assert served.headers["Cache-Control"] == "private, no-store"
 
 
 def test_a_non_image_photo_is_refused(client: FlaskClient, officer_h: dict[str, str]) -> None:

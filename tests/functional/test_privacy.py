@@ -153,9 +153,14 @@ def test_a_photo_is_not_public_until_its_alert_is_published(
 
     staff = app.test_client()
     _login(staff, "officer1")
-    seen = staff.get(url)
-    assert seen.status_code == 200  # the officer reviewing the draft sees it
+    assert staff.get(url).status_code == 404  # the public URL is public, cookie or not
+    seen = staff.get(f"/alerts/{alert.id}/photo")
+    assert seen.status_code == 200  # the officer reviewing the draft sees it on the console
     assert seen.headers["Cache-Control"] == "private, no-store"
+    assert f'src="/alerts/{alert.id}/photo"' in staff.get(f"/alerts/{alert.id}").get_data(
+        as_text=True
+    )
+    assert client.get(f"/alerts/{alert.id}/photo").status_code in (302, 401)  # not signed in
 
     services.submit_alert(ctx, alert.id, by=officer)
     assert client.get(url).status_code == 404  # a pending alert's photo
@@ -166,6 +171,10 @@ def test_a_photo_is_not_public_until_its_alert_is_published(
     published = client.get(url)
     assert published.status_code == 200
     assert published.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # Cacheable for everyone: a signed-in reader gets the same response, no cookie involved.
+    as_staff = staff.get(url)
+    assert as_staff.status_code == 200 and "Set-Cookie" not in as_staff.headers
+    assert "cookie" not in as_staff.headers.get("Vary", "").lower()
 
     # A proposed update's new photo waits for its approval too.
     proposal = services.propose_update(
