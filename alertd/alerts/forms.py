@@ -369,14 +369,21 @@ def form_values(content: Mapping[str, Any]) -> dict[str, str]:
     return values
 
 
-def blank_values(default_jurisdiction: str) -> dict[str, str]:
+def blank_values(default_jurisdiction: str, offset: str = "+00:00") -> dict[str, str]:
+    """A new form: times start in ``offset``, the configured zone's offset now."""
     return {
         "status": "Actual",
         "jurisdiction": default_jurisdiction,
         "languages": "en-US",
-        "last_seen_at_offset": "+00:00",
-        "expires_at_offset": "+00:00",
+        "last_seen_at_offset": offset,
+        "expires_at_offset": offset,
     }
+
+
+def zone_offset(moment: datetime) -> str:
+    """``+05:30`` for an aware time; the form's way of writing an offset."""
+    raw = moment.strftime("%z")
+    return f"{raw[:3]}:{raw[3:]}" if raw else "+00:00"
 
 
 def slot_counts(values: Mapping[str, str]) -> dict[str, int]:
@@ -410,4 +417,5 @@ __all__ = [
     "parse_form",
     "slot_counts",
     "values_from_request",
+    "zone_offset",
 ]

@@ -48,6 +48,9 @@ class Alert(Base):
     # The body as the API names it; for a live alert, what its latest version published.
     content: Mapped[dict[str, Any]]
     expires_at: Mapped[datetime]
+    # The officer named no expiry: the default is counted again from approval, not from the
+    # draft's save (a draft approved hours later would otherwise go out nearly expired).
+    expires_by_default: Mapped[bool] = mapped_column(default=False)
     photo_id: Mapped[int | None] = mapped_column(ForeignKey("photos.id"))
     created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

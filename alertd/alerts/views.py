@@ -40,6 +40,7 @@ from alertd.alerts.forms import (
     parse_form,
     slot_counts,
     values_from_request,
+    zone_offset,
 )
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
 from alertd.alerts.progress import alert_progress
@@ -50,6 +51,7 @@ from alertd.channels.dispatch import delivery_counts
 from alertd.db import utcnow
 from alertd.errors import Invalid, NotFound, ServiceError
 from alertd.idempotency import services as idempotency
+from alertd.localtime import to_local
 from alertd.web.auth import ctx, login_required
 
 bp = Blueprint("alerts", __name__)
@@ -210,7 +212,9 @@ def _may(permission: str) -> None:
 def new() -> ResponseReturnValue:
     if request.method == "GET":
         _may("alert.create")
-        return _render_form("new", blank_values(ctx().settings.DEFAULT_JURISDICTION))
+        settings = ctx().settings
+        offset = zone_offset(to_local(utcnow(), settings))
+        return _render_form("new", blank_values(settings.DEFAULT_JURISDICTION, offset))
     form: MultiDict[str, str] = request.form
     parsed = parse_form(form, ctx().rule_sets)
     values = values_from_request(form)
@@ -237,7 +241,10 @@ def edit(alert_id: int) -> ResponseReturnValue:
                 description=f"Only a draft can be edited; this alert is "
                 f"{alert.state}. Propose an update instead.",
             )
-        return _render_form("edit", form_values(alert.content), alert=alert)
+        values = form_values(alert.content)
+        if alert.expires_by_default:
+            values["expires_at"] = ""  # Still "the default, from approval", unless changed.
+        return _render_form("edit", values, alert=alert)
     parsed = parse_form(request.form, ctx().rule_sets)
     values = values_from_request(request.form)
     if parsed.errors:

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
+from markupsafe import Markup, escape
 
 from alertd.db import utcnow
+from alertd.localtime import to_local
+
+# What a time looks like on a page: local date and time with the zone's abbreviation.
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def when(value: datetime | str | None) -> str:
-    if not value:
+    """A time in ALERTD_TIMEZONE, named: "2026-11-29 08:15:00 CST"."""
+    moment = _moment(value)
+    if moment is None:
         return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S %z").replace("+0000", "UTC")
+    settings: Any = current_app.extensions["alertd"].settings
+    return to_local(moment, settings).strftime(TIME_FORMAT)
+
+
+def when_tag(value: datetime | str | None) -> Markup:
+    """The same, marked up so the console's script can show it in the browser's own zone."""
+    moment = _moment(value)
+    if moment is None:
+        return Markup("")
+    stamp = moment.astimezone(UTC).isoformat()
+    return Markup('<time datetime="{}" data-local>{}</time>').format(stamp, escape(when(moment)))
 
 
 def minutes_left(value: datetime) -> int:
@@ -29,5 +52,6 @@ def new_idempotency_key() -> str:
 def register_filters(app: Flask) -> None:
     app.jinja_env.globals["new_idempotency_key"] = new_idempotency_key
     app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["when_tag"] = when_tag
     app.jinja_env.globals["minutes_left"] = minutes_left
     app.jinja_env.globals["now"] = utcnow

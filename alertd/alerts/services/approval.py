@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from typing import Any
 
 import json_merge_patch
@@ -54,6 +55,13 @@ def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
         )
         _check_second_person(by, raisers, "alert.approve", alert)
         now = utcnow()
+        if alert.expires_by_default:
+            # Counted from now: the officer asked for the default length of a live alert.
+            until = now.replace(microsecond=0) + timedelta(
+                minutes=ctx.settings.DEFAULT_ALERT_MINUTES
+            )
+            alert.content = dict(alert.content, expires_at=until.isoformat())
+            alert.expires_at, alert.expires_by_default = until, False
         if alert.expires_at <= now:
             raise _refusal(
                 Conflict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -41,6 +42,10 @@ def _new_public_id(session: Session) -> str:
             return candidate
 
 
+def _names_expiry(raw: Any) -> bool:
+    return isinstance(raw, Mapping) and bool(raw.get("expires_at"))
+
+
 def create_alert(ctx: Context, raw: Any, *, by: Actor, photo: bytes | None = None) -> Alert:
     with ctx.db.transaction() as session:
         _require(by, "alert.create", "alert.create", None)
@@ -55,6 +60,7 @@ def create_alert(ctx: Context, raw: Any, *, by: Actor, photo: bytes | None = Non
             expires_at=utcnow(),
         )
         _apply_content(alert, content)
+        alert.expires_by_default = not _names_expiry(raw)
         alert.photo_id = _photo_id(ctx, session, photo, by, "alert.create", None)
         session.add(alert)
         session.flush()
@@ -74,6 +80,7 @@ def edit_alert(
         content = _parse(ctx, raw, by, "alert.edit", alert)
         before, after = _changed(alert.content, content)
         _apply_content(alert, content)
+        alert.expires_by_default = not _names_expiry(raw)
         new_photo = _photo_id(ctx, session, photo, by, "alert.edit", alert)
         if new_photo is not None:
             alert.photo_id = new_photo

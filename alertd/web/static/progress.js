@@ -22,7 +22,11 @@
           var holder = document.createElement("div");
           holder.innerHTML = html;
           var fresh = holder.querySelector("#progress");
-          if (fresh) { section.replaceWith(fresh); markSent(fresh); }
+          if (fresh) {
+            section.replaceWith(fresh);
+            markSent(fresh);
+            if (window.alertdLocalTime) { window.alertdLocalTime(fresh); }
+          }
         }
       })
       .catch(function () { /* The next poll tries again. */ })
@@ -32,9 +36,16 @@
   // The versions table's "Sent" column: when each version's first message really left.
   function markSent(section) {
     section.querySelectorAll(".version-progress[data-first-sent]").forEach(function (version) {
-      var sent = version.dataset.firstSent;
+      var sent = version.dataset.firstSent, iso = version.dataset.firstSentIso;
       var cell = document.querySelector('td.went-out[data-seq="' + version.dataset.seq + '"]');
-      if (sent && cell) { cell.textContent = sent; }
+      if (sent && cell) {
+        var time = document.createElement("time");
+        time.setAttribute("datetime", iso);
+        time.setAttribute("data-local", "");
+        time.textContent = sent;
+        cell.replaceChildren(time);
+        if (window.alertdLocalTime) { window.alertdLocalTime(cell); }
+      }
     });
   }
 
