@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from flask.testing import FlaskClient
 from lxml import etree
 
 from alertd.actor import Actor
@@ -96,3 +97,18 @@ def test_an_ipaws_message_carries_the_local_offset_in_every_time(
     assert root.findtext("cap:references", namespaces=NS).endswith("," + local_first)
     assert root.findtext("cap:code", namespaces=NS) == "IPAWSv1.0"
     assert validate_cap(xml, strict=True) == []
+
+
+def test_the_public_page_shows_times_in_the_configured_zone(
+    ctx: Context, client: FlaskClient, officer: Actor, supervisor: Actor
+) -> None:
+    ctx.settings = ctx.settings.with_overrides(TIMEZONE="Asia/Kolkata", CHANNELS="cap,log")
+    alert = services.create_alert(ctx, alert_body(), by=officer)
+    services.submit_alert(ctx, alert.id, by=officer)
+    services.approve_alert(ctx, alert.id, by=supervisor)
+    page = client.get(f"/a/{alert.public_id}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    # India has no daylight saving, so the offset is known whatever the date.
+    assert text.count("+0530") >= 2  # last seen and the time of the message
+    assert " UTC" not in text
