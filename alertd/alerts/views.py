@@ -7,7 +7,6 @@ Pages only hide actions a role may not take; the service layer is what enforces 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -44,6 +43,7 @@ from alertd.alerts.forms import (
 )
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
 from alertd.alerts.progress import alert_progress
+from alertd.alerts.review import readable_diff, stale_translations
 from alertd.alerts.text import child_phrase, summary_text
 from alertd.audit.services import timeline
 from alertd.channels.cap.channel import cap_status_for_alert
@@ -53,6 +53,7 @@ from alertd.errors import Invalid, NotFound, ServiceError
 from alertd.idempotency import services as idempotency
 from alertd.localtime import to_local
 from alertd.web.auth import ctx, login_required
+from alertd.web.filters import when
 
 bp = Blueprint("alerts", __name__)
 
@@ -300,22 +301,6 @@ def update(alert_id: int) -> ResponseReturnValue:
 # The alert page -------------------------------------------------------------------------------
 
 
-def _display(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
-
-
-def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, str]]:
-    keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    return [
-        {"field": k, "before": _display(before.get(k)), "after": _display(after.get(k))}
-        for k in keys
-    ]
-
-
 def _timeline_row(entry: Any) -> dict[str, Any]:
     detail: dict[str, Any] = entry.detail or {}
     notes = []
@@ -387,7 +372,13 @@ def _show_context(alert_id: int) -> dict[str, Any]:
                 "id": proposal.id,
                 "by": names.get(proposal.proposed_by_id, "?"),
                 "at": proposal.proposed_at,
-                "changes": _diff(alert.content, proposal.content),
+                "changes": readable_diff(
+                    alert.content,
+                    proposal.content,
+                    when,
+                    ctx().rule_sets.get(alert.jurisdiction),
+                ),
+                "stale": stale_translations(alert.content, proposal.content),
                 "text": summary_text(preview),
                 "photo_changed": proposal.photo_id != alert.photo_id,
                 "own": proposal.proposed_by_id == actor.user_id,

@@ -53,6 +53,11 @@ def test_officer_raises_supervisor_approves_and_the_page_fits_a_phone(
             "areas-0-description": "Springfield County",
             "areas-0-geocodes": "SAME=006037",
             "areas-0-polygon": "34.0,-118.5 34.2,-118.5 34.2,-118.2",
+            # Two languages: English, and Spanish with its own texts.
+            "languages": "en-US, es-US",
+            "translations-0-lang": "es-US",
+            "translations-0-description": "Jane fue secuestrada en un parque.",
+            "translations-0-instruction": "Llame a la línea de información. No se acerque.",
         },
     )
     for key in ("minor", "abduction_confirmed", "imminent_danger", "sufficient_description"):
@@ -82,6 +87,8 @@ def test_officer_raises_supervisor_approves_and_the_page_fits_a_phone(
     with ctx.db.session() as session:
         alert = session.execute(select(Alert)).scalar_one()
         assert (alert.state, alert.photo_id is not None) == ("active", True)
+        assert alert.content["languages"] == ["en-US", "es-US"]
+        assert alert.content["translations"]["es-US"]["description"].startswith("Jane fue")
 
     # A phone: 375 CSS pixels wide, as the page's viewport meta tag asks to be laid out.
     browser.execute_cdp_cmd(

@@ -159,3 +159,34 @@ def test_double_clicks_act_once_progress_moves_live_and_cancel_ends_it(
     assert _by_id(browser, "alert-state").text.lower() == "cancelled"
     assert _kinds(ctx, alert.id) == ["alert", "extend", "cancel"]
     _no_serious_violations(browser)
+
+
+def test_a_supervisor_reviews_an_update_as_a_readable_diff_and_approves_it(
+    server: str, browser: Any, ctx: Context, officer: Actor, supervisor: Actor
+) -> None:
+    # given: a live alert and an officer's update that changes the vehicle and the English
+    # description but forgets the Spanish one
+    alert = services.create_alert(ctx, alert_body(), by=officer)
+    services.submit_alert(ctx, alert.id, by=officer)
+    services.approve_alert(ctx, alert.id, by=supervisor)
+    body = alert_body(description="Jane was last seen getting into a grey van.")
+    body["vehicles"][0].update(colour="grey", plate="7XYZ123")
+    services.propose_update(ctx, alert.id, body, by=officer)
+
+    # when
+    _login(browser, server, "supervisor1")
+    browser.get(f"{server}/alerts/{alert.id}")
+
+    # then: labelled rows, old and new in words, the stale translation named
+    rows = [
+        [cell.text for cell in row.find_elements("css selector", "th, td")]
+        for row in _by_id(browser, "proposal-changes").find_elements("css selector", "tr")
+    ]
+    assert ["Vehicle 1: colour", "blue", "grey"] in rows
+    assert ["Vehicle 1: plate", "6WCU986", "7XYZ123"] in rows
+    assert "es-US description was not updated" in _by_id(browser, "stale-translations").text
+    _no_serious_violations(browser)
+    browser.execute_script("document.getElementById('proposal-heading').scrollIntoView();")
+    screenshot(browser, "update-review")
+    _submit_and_wait(browser, _button(browser, "Approve update"))
+    assert _kinds(ctx, alert.id) == ["alert", "update"]
