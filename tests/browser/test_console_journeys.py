@@ -4,6 +4,7 @@ no serious or critical axe-core violation on the pages they pass through."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -166,10 +167,12 @@ def test_a_supervisor_reviews_an_update_as_a_readable_diff_and_approves_it(
 ) -> None:
     # given: a live alert and an officer's update that changes the vehicle and the English
     # description but forgets the Spanish one
-    alert = services.create_alert(ctx, alert_body(), by=officer)
+    original = alert_body()
+    alert = services.create_alert(ctx, original, by=officer)
     services.submit_alert(ctx, alert.id, by=officer)
     services.approve_alert(ctx, alert.id, by=supervisor)
-    body = alert_body(description="Jane was last seen getting into a grey van.")
+    body = copy.deepcopy(original)
+    body["description"] = "Jane was last seen getting into a grey van."
     body["vehicles"][0].update(colour="grey", plate="7XYZ123")
     services.propose_update(ctx, alert.id, body, by=officer)
 

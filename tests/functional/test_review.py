@@ -3,7 +3,9 @@ translations left behind by a change to the main text flagged before approval.""
 
 from __future__ import annotations
 
+import copy
 import re
+from typing import Any
 
 from flask.testing import FlaskClient
 
@@ -14,8 +16,8 @@ from alertd.context import Context
 from tests.support.factories import PASSWORD, alert_body
 
 
-def _active(ctx: Context, officer: Actor, supervisor: Actor) -> int:
-    alert = services.create_alert(ctx, alert_body(), by=officer)
+def _active(ctx: Context, officer: Actor, supervisor: Actor, body: dict[str, Any]) -> int:
+    alert = services.create_alert(ctx, body, by=officer)
     services.submit_alert(ctx, alert.id, by=officer)
     services.approve_alert(ctx, alert.id, by=supervisor)
     return alert.id
@@ -37,8 +39,10 @@ def test_an_update_is_reviewed_as_labelled_words_with_stale_translations_flagged
 ) -> None:
     # given: the officer changes the vehicle's colour and plate, the child's clothing and the
     # English description, but not the Spanish one
-    alert_id = _active(ctx, officer, supervisor)
-    body = alert_body(description="Jane was last seen getting into a grey van.")
+    original = alert_body()
+    alert_id = _active(ctx, officer, supervisor, original)
+    body = copy.deepcopy(original)
+    body["description"] = "Jane was last seen getting into a grey van."
     body["vehicles"][0].update(colour="grey", plate="7XYZ123")
     body["children"][0]["clothing"] = "yellow raincoat"
     services.propose_update(ctx, alert_id, body, by=officer)
