@@ -21,9 +21,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "alert.extend",
             "alert.propose_update",
             "channels.manage",
+            "subscribers.manage",
         }
     ),
-    "admin": frozenset({"users.manage", "tokens.manage"}),
+    "admin": frozenset({"users.manage", "tokens.manage", "subscribers.manage"}),
     "system": frozenset({"alert.expire"}),
 }
 

@@ -8,6 +8,7 @@ import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -322,6 +323,18 @@ def cmd_endpoints_disable(args: argparse.Namespace) -> int:
         return 0
 
 
+def cmd_subscribers_import(args: argparse.Namespace) -> int:
+    from alertd.channels.sms.services import import_csv
+
+    with _context() as ctx:
+        with Path(args.file).open(newline="", encoding="utf-8-sig") as stream:
+            report = import_csv(ctx, stream, by=_cli_actor(ctx, args.actor))
+        for line, reason in report.rejected:
+            print(f"{args.file}:{line}: {reason}", file=sys.stderr)
+        print(f"{report.created} added, {report.updated} updated, {len(report.rejected)} rejected")
+        return 1 if report.rejected else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alertd", description="Missing-child alert dispatcher")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -416,6 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("--as", dest="actor", required=True, help="the operator acting")
     disable.add_argument("--reason", default="")
     disable.set_defaults(func=cmd_endpoints_disable)
+
+    subscribers = sub.add_parser("subscribers", help="SMS subscribers").add_subparsers(
+        dest="sub", required=True
+    )
+    load = subscribers.add_parser(
+        "import",
+        help="load subscribers from a CSV file (header phone,language,areas,lat,lon); a number "
+        "already present is updated; every bad row is reported with its line (exit 1)",
+    )
+    load.add_argument("file")
+    load.add_argument("--as", dest="actor", required=True, help="the operator or admin acting")
+    load.set_defaults(func=cmd_subscribers_import)
 
     health = sub.add_parser("health", help="exit 1 when workers are not taking work")
     health.add_argument(

@@ -5,6 +5,10 @@ from alertd.alerts.models import Alert, Photo, Proposal, Version
 from alertd.audit.models import AuditEntry, AuditHead
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.models import Delivery, Dispatch
+from alertd.channels.sms.models import ConsoleText as SmsConsoleText
+from alertd.channels.sms.models import GatewayStatus as SmsGatewayStatus
+from alertd.channels.sms.models import Subscriber as SmsSubscriber
+from alertd.channels.sms.models import SubscriberArea as SmsSubscriberArea
 from alertd.channels.webhooks.models import Attempt as WebhookAttempt
 from alertd.channels.webhooks.models import Endpoint as WebhookEndpoint
 from alertd.db import Base
@@ -26,6 +30,10 @@ __all__ = [
     "Photo",
     "Proposal",
     "SchedulerLock",
+    "SmsConsoleText",
+    "SmsGatewayStatus",
+    "SmsSubscriber",
+    "SmsSubscriberArea",
     "User",
     "Version",
     "WebhookAttempt",

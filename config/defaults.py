@@ -110,3 +110,18 @@ WEBHOOK_MAX_RESPONSE_BYTES = 65536
 WEBHOOK_CONCURRENCY = 32
 # Consecutive failed requests after which an endpoint's circuit opens and it is left alone.
 WEBHOOK_BREAKER_FAILURES = 5
+
+# SMS (DOMAIN.md section 5). "console" keeps each text in a table shown in the console, marked
+# as not sent; "twilio" sends through Twilio with TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and
+# TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID.
+SMS_BACKEND = "console"
+# Texts per second across every worker (the sender's throughput: ~1/s a long code, 100/s a short
+# code); 0 means no limit of our own.
+SMS_RATE = 0.0
+SMS_CONCURRENCY = 16
+# Numbers typed without "+country" are read in this region (e.g. "US"); empty refuses them.
+SMS_DEFAULT_REGION = ""
+# Words a member of the public may text after JOIN, each naming a geocode: "LA=SAME=006037".
+SMS_JOIN_AREAS = ""
+# Another base URL for the Twilio API, e.g. a simulator on loopback; empty means Twilio's own.
+TWILIO_API_BASE = ""

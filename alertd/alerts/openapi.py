@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from alertd import __version__
+from alertd.channels.sms.openapi import PATHS as SMS_PATHS
+from alertd.channels.sms.openapi import SCHEMAS as SMS_SCHEMAS
 from alertd.channels.webhooks.openapi import PATHS as WEBHOOK_PATHS
 from alertd.channels.webhooks.openapi import SCHEMAS as WEBHOOK_SCHEMAS
 
@@ -373,6 +375,7 @@ def openapi_document() -> dict[str, Any]:
                 "Jurisdiction": JURISDICTION,
                 "Jurisdictions": JURISDICTIONS,
                 **WEBHOOK_SCHEMAS,
+                **SMS_SCHEMAS,
             },
         },
         "paths": {
@@ -489,5 +492,6 @@ def openapi_document() -> dict[str, Any]:
                 ),
             ),
             **WEBHOOK_PATHS,
+            **SMS_PATHS,
         },
     }

@@ -68,6 +68,8 @@ def create_app(
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
     from alertd.channels.cap.views import bp as cap_bp
+    from alertd.channels.sms.api import bp as sms_api_bp
+    from alertd.channels.sms.views import bp as sms_bp
     from alertd.channels.webhooks.api import bp as webhooks_api_bp
     from alertd.channels.webhooks.views import bp as webhooks_bp
     from alertd.observe.views import bp as metrics_bp
@@ -75,6 +77,7 @@ def create_app(
 
     csrf.exempt(api_bp)
     csrf.exempt(webhooks_api_bp)
+    csrf.exempt(sms_api_bp)
     csrf.exempt(accounts_api_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(alerts_bp)
@@ -85,6 +88,8 @@ def create_app(
     app.register_blueprint(metrics_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(webhooks_api_bp)
+    app.register_blueprint(sms_bp)
+    app.register_blueprint(sms_api_bp)
 
     register_error_pages(app)
 

@@ -55,6 +55,7 @@ RUNNERS = ("supervisor", "operator")  # cancel, resolve, extend
 PROPOSERS = ("officer", "operator")
 CHANNELS = ("operator",)
 ADMIN = ("admin",)
+SUBSCRIBERS = ("operator", "admin")
 
 ROUTES: dict[str, Row] = {
     # Console --------------------------------------------------------------------------------
@@ -83,6 +84,10 @@ ROUTES: dict[str, Row] = {
     "POST /users": console(*ADMIN),
     "POST /users/<name>/<any(deactivate, activate):change>": console(*ADMIN),
     "POST /users/<name>/tokens": console("officer"),  # only for oneself: sample is officer1
+    "GET /sms/subscribers": console(*SUBSCRIBERS),
+    "POST /sms/subscribers": console(*SUBSCRIBERS),
+    "POST /sms/subscribers/<int:subscriber_id>/delete": console(*SUBSCRIBERS),
+    "GET /sms/texts": console(*SUBSCRIBERS),
     "GET /webhooks/": console(*CHANNELS),
     "POST /webhooks/": console(*CHANNELS),
     "GET /webhooks/<int:endpoint_id>": console(*CHANNELS),
@@ -104,6 +109,10 @@ ROUTES: dict[str, Row] = {
     "POST /api/v1/alerts/<int:alert_id>/update/approve": api(*APPROVERS),
     "POST /api/v1/alerts/<int:alert_id>/update/reject": api(*APPROVERS),
     "GET /api/v1/alerts/<int:alert_id>/webhook-attempts": api(*CHANNELS),
+    "GET /api/v1/subscribers": api(*SUBSCRIBERS),
+    "POST /api/v1/subscribers": api(*SUBSCRIBERS),
+    "GET /api/v1/subscribers/<int:subscriber_id>": api(*SUBSCRIBERS),
+    "DELETE /api/v1/subscribers/<int:subscriber_id>": api(*SUBSCRIBERS),
     "GET /api/v1/endpoints": api(*CHANNELS),
     "POST /api/v1/endpoints": api(*CHANNELS),
     "GET /api/v1/endpoints/<int:endpoint_id>": api(*CHANNELS),

@@ -1,0 +1,1 @@
+"""The SMS channel: subscribers, their areas, texts and the Twilio gateway."""

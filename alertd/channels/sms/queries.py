@@ -1,0 +1,210 @@
+"""Reading subscribers, and selecting a version's recipients with set-based SQL: an alert's
+geocodes are joined to the (scheme, value) index, and subscribers who gave a point are found by a
+bounding box on (lat, lon) before the exact shape test. Rows are streamed in id order (two
+cursors of one session, merged), so no selection ever holds every subscriber in memory."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from shapely.geometry import Point, Polygon
+from shapely.prepared import prep
+from sqlalchemy import Integer, and_, cast, or_, select, tuple_
+from sqlalchemy.orm import Session
+
+from alertd.actor import Actor
+from alertd.alerts.geometry import EARTH_RADIUS_KM
+from alertd.channels.models import SENT, UNKNOWN, Delivery
+from alertd.channels.sms.models import Subscriber, SubscriberArea
+from alertd.channels.sms.services import PERMISSION
+from alertd.errors import Forbidden, NotFound
+
+CHANNEL = "sms"
+PAGE = 100
+# Rows fetched per round trip while streaming a selection.
+STREAM_ROWS = 5000
+_KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180
+
+
+def require_reader(by: Actor) -> None:
+    if not by.can(PERMISSION):
+        raise Forbidden("Only operators and admins see subscribers.")
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    sub = session.get(Subscriber, subscriber_id)
+    if sub is None:
+        raise NotFound(f"No subscriber {subscriber_id}.")
+    return sub
+
+
+def list_subscribers(
+    session: Session, *, phone: str = "", after: int = 0, limit: int = PAGE
+) -> list[Subscriber]:
+    """A page in id order after ``after``; ``phone`` keeps the numbers starting with it."""
+    query = select(Subscriber).where(Subscriber.id > after).order_by(Subscriber.id).limit(limit)
+    if phone:
+        query = query.where(Subscriber.phone.startswith(phone, autoescape=True))
+    return list(session.execute(query).scalars())
+
+
+def areas_of(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {i: [] for i in ids}
+    rows = session.execute(
+        select(SubscriberArea.subscriber_id, SubscriberArea.scheme, SubscriberArea.value)
+        .where(SubscriberArea.subscriber_id.in_(ids))
+        .order_by(SubscriberArea.id)
+    )
+    for sub_id, scheme, value in rows:
+        out[sub_id].append(f"{scheme}={value}")
+    return out
+
+
+def subscriber_json(sub: Subscriber, areas: list[str]) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "phone": sub.phone,
+        "language": sub.language,
+        "areas": areas,
+        "lat": sub.lat,
+        "lon": sub.lon,
+        "opted_in_via": sub.opted_in_via,
+        "opted_in_at": sub.opted_in_at.isoformat(),
+        "opted_out": sub.opted_out,
+        "opted_out_at": sub.opted_out_at.isoformat() if sub.opted_out_at else None,
+        "invalid": sub.invalid,
+        "created_at": sub.created_at.isoformat(),
+    }
+
+
+# Selection ---------------------------------------------------------------------------------
+
+
+def _reachable() -> Any:
+    return and_(Subscriber.opted_out.is_(False), Subscriber.invalid.is_(False))
+
+
+def _geocodes(areas: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    pairs = {
+        (str(name).upper(), str(value))
+        for area in areas
+        for name, value in (area.get("geocodes") or {}).items()
+    }
+    return sorted(pairs)
+
+
+class _Shape:
+    """One polygon or circle of an alert: its bounding box, and the exact test."""
+
+    def __init__(self, area: Mapping[str, Any]) -> None:
+        self.circle: tuple[float, float, float] | None = None
+        if area.get("polygon"):
+            points = [(float(lon), float(lat)) for lat, lon in area["polygon"]]
+            self.polygon = prep(Polygon(points))
+            lons, lats = [p[0] for p in points], [p[1] for p in points]
+            self.box = (min(lats), max(lats), min(lons), max(lons))
+        else:
+            c = area["circle"]
+            lat, lon, radius = float(c["lat"]), float(c["lon"]), float(c["radius_km"])
+            self.circle = (lat, lon, radius)
+            dlat = radius / _KM_PER_DEGREE
+            dlon = radius / (_KM_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6))
+            self.box = (lat - dlat, lat + dlat, lon - dlon, lon + dlon)
+
+    def condition(self) -> Any:
+        south, north, west, east = self.box
+        return and_(Subscriber.lat.between(south, north), Subscriber.lon.between(west, east))
+
+    def contains(self, lat: float, lon: float) -> bool:
+        if self.circle is None:
+            return bool(self.polygon.covers(Point(lon, lat)))
+        clat, clon, radius = self.circle
+        return _distance_km(clat, clon, lat, lon) <= radius
+
+
+def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
+
+
+def _stream(session: Session, query: Any) -> Iterator[Any]:
+    yield from session.execute(query.execution_options(yield_per=STREAM_ROWS))
+
+
+def _by_geocode(session: Session, pairs: list[tuple[str, str]]) -> Iterator[int]:
+    if not pairs:
+        return
+    query = (
+        select(SubscriberArea.subscriber_id)
+        .join(Subscriber, Subscriber.id == SubscriberArea.subscriber_id)
+        .where(tuple_(SubscriberArea.scheme, SubscriberArea.value).in_(pairs), _reachable())
+        .distinct()
+        .order_by(SubscriberArea.subscriber_id)
+    )
+    for (sub_id,) in _stream(session, query):
+        yield int(sub_id)
+
+
+def _by_point(session: Session, shapes: list[_Shape]) -> Iterator[int]:
+    if not shapes:
+        return
+    query = (
+        select(Subscriber.id, Subscriber.lat, Subscriber.lon)
+        .where(or_(*(s.condition() for s in shapes)), _reachable())
+        .order_by(Subscriber.id)
+    )
+    for sub_id, lat, lon in _stream(session, query):
+        if any(s.contains(lat, lon) for s in shapes):
+            yield int(sub_id)
+
+
+def _earlier_recipients(session: Session, alert_id: int, version_id: int) -> Iterator[int]:
+    """Subscribers an earlier version of this alert reached (or may have: unknown), still
+    reachable: updates, resolutions and cancellations go to them."""
+    sub_id = cast(Delivery.recipient, Integer)
+    query = (
+        select(sub_id)
+        .join(Subscriber, Subscriber.id == sub_id)
+        .where(
+            Delivery.alert_id == alert_id,
+            Delivery.channel == CHANNEL,
+            Delivery.version_id != version_id,
+            Delivery.state.in_((SENT, UNKNOWN)),
+            _reachable(),
+        )
+        .distinct()
+        .order_by(sub_id)
+    )
+    for (value,) in _stream(session, query):
+        yield int(value)
+
+
+def _unique(ids: Iterator[int]) -> Iterator[int]:
+    last = None
+    for value in ids:
+        if value != last:
+            yield value
+            last = value
+
+
+def area_recipients(session: Session, content: Mapping[str, Any]) -> Iterator[int]:
+    """Reachable subscribers inside the alert's areas, in id order, each once."""
+    areas = content.get("areas") or []
+    shapes = [_Shape(a) for a in areas if a.get("polygon") or a.get("circle")]
+    return _unique(heapq.merge(_by_geocode(session, _geocodes(areas)), _by_point(session, shapes)))
+
+
+def recipients(
+    session: Session, alert_id: int, version_id: int, content: Mapping[str, Any], *, widen: bool
+) -> Iterator[int]:
+    """Who gets a follow-up: those the alert reached before, and with ``widen`` (an update)
+    also everyone now inside its areas."""
+    earlier = _earlier_recipients(session, alert_id, version_id)
+    if not widen:
+        return _unique(earlier)
+    return _unique(heapq.merge(earlier, area_recipients(session, content)))
