@@ -21,8 +21,6 @@ from alertd.channels.cap.message import CAP_NS, primary_subtag
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.validate import parse_untrusted
 from alertd.db import utcnow
-from alertd.localtime import to_local
-from alertd.settings import Settings
 from alertd.web.auth import ctx
 
 PAGE_CACHE_CONTROL = "public, max-age=30"
@@ -185,14 +183,6 @@ def _describe(record: Mapping[str, Any], fields: Sequence[str]) -> str:
     )
 
 
-def _local(value: Any, settings: Settings) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value or ""))
-    except ValueError:
-        return None
-    return to_local(moment, settings) if moment.utcoffset() is not None else None
-
-
 def render_alert_page(public_id: str, requested_language: str) -> Response:
     # views imports this module for its route, so the helper is fetched at call time.
     from alertd.channels.cap.views import conditional
@@ -258,8 +248,7 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         children=children,
         vehicles=[v for v in vehicles if v],
         suspects=[s for s in suspects if s],
-        # Times read in ALERTD_TIMEZONE, as the CAP message writes them.
-        last_seen_at=_local(content.get("last_seen_at"), settings),
+        last_seen_at=content.get("last_seen_at"),
         last_seen_place=content.get("last_seen_place"),
         direction=content.get("direction_of_travel"),
         tip_line=content.get("tip_line"),
@@ -272,7 +261,7 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         og_description=og_description,
         page_url=page_url,
         cap_path=f"/cap/{document.identifier}.xml" if document else None,
-        sent_at=to_local(sent_at, settings),
+        sent_at=sent_at,
         others=[
             {
                 "tag": other,
