@@ -12,8 +12,10 @@ from markupsafe import Markup, escape
 from alertd.db import utcnow
 from alertd.localtime import to_local
 
-# What a time looks like on a page: local date and time with the zone's abbreviation.
+# What a time looks like on a page: local date and time, the zone's name and, away from UTC,
+# its offset (abbreviations are ambiguous: IST is India's and Ireland's).
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S %Z"
+OFFSET_FORMAT = " %z"
 
 
 def _moment(value: datetime | str | None) -> datetime | None:
@@ -24,12 +26,14 @@ def _moment(value: datetime | str | None) -> datetime | None:
 
 
 def when(value: datetime | str | None) -> str:
-    """A time in ALERTD_TIMEZONE, named: "2026-11-29 08:15:00 CST"."""
+    """A time in ALERTD_TIMEZONE, named: "2026-11-29 08:15:00 CST -0600", "... 14:15:00 UTC"."""
     moment = _moment(value)
     if moment is None:
         return ""
     settings: Any = current_app.extensions["alertd"].settings
-    return to_local(moment, settings).strftime(TIME_FORMAT)
+    local = to_local(moment, settings)
+    shown = local.strftime(TIME_FORMAT)
+    return shown if local.tzname() == "UTC" else shown + local.strftime(OFFSET_FORMAT)
 
 
 def when_tag(value: datetime | str | None) -> Markup:

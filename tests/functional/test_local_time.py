@@ -37,8 +37,8 @@ def test_the_alert_page_shows_times_in_the_configured_zone_marked_for_the_browse
     page = client.get(f"/alerts/{alert.id}").text
 
     expires = approved.expires_at
-    local = expires.astimezone(ctx.settings.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-    assert local.endswith(("CST", "CDT"))
+    local = expires.astimezone(ctx.settings.zone).strftime("%Y-%m-%d %H:%M:%S %Z %z")
+    assert local.endswith(("CST -0600", "CDT -0500"))
     tag = re.search(rf'<time datetime="([^"]+)" data-local>{local}</time>', page)
     assert tag and datetime.fromisoformat(tag.group(1)) == expires
     assert "localtime.js" in page
