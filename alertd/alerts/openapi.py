@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from alertd import __version__
+from alertd.accounts.openapi import PATHS as ACCOUNT_PATHS
+from alertd.accounts.openapi import SCHEMAS as ACCOUNT_SCHEMAS
 from alertd.channels.sms.openapi import PATHS as SMS_PATHS
 from alertd.channels.sms.openapi import SCHEMAS as SMS_SCHEMAS
 from alertd.channels.webhooks.openapi import PATHS as WEBHOOK_PATHS
@@ -267,24 +269,56 @@ REASON = _obj({"reason": _TEXT})
 PROPOSAL = _obj({"proposal_id": {"type": "integer", "description": "pending_update.id"}})
 
 
+STATES = ["draft", "pending", "active", "cancelled", "resolved", "expired"]
+LIST_PARAMETERS = [
+    {"name": "state", "in": "query", "schema": {"type": "string", "enum": STATES}},
+    {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+    },
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "next_cursor from the previous page",
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+    },
+]
+ALERT_PAGE = _obj(
+    {
+        "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
+        "next_cursor": {"type": ["string", "null"]},
+        "next": {"type": ["string", "null"]},
+    },
+    ["alerts", "next_cursor", "next"],
+)
+_ERROR_TEXT = {
+    400: "invalid input",
+    401: "no or bad token",
+    403: "role not allowed",
+    404: "not found",
+    405: "method not allowed (see Allow)",
+    409: "not allowed in the alert's state",
+    413: "body too large",
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(code): {
+            "description": _ERROR_TEXT.get(code, "error"),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for code in codes
+    }
+
+
 def _responses(ok: str, *extra: int) -> dict[str, Any]:
     ref = {"$ref": "#/components/schemas/Alert"}
     responses: dict[str, Any] = {
         ok: {"description": "the alert", "content": {"application/json": {"schema": ref}}}
     }
-    descriptions = {
-        400: "invalid input",
-        401: "no or bad token",
-        403: "role not allowed",
-        404: "unknown alert",
-        409: "not allowed in the alert's state",
-    }
-    for code in (400, 401, 403, 404, 409, *extra):
-        responses[str(code)] = {
-            "description": descriptions.get(code, "error"),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
-    return responses
+    return responses | _errors(400, 401, 403, 404, 409, 413, *extra)
 
 
 IDEMPOTENCY_KEY_REF = {"$ref": "#/components/parameters/IdempotencyKey"}
@@ -345,7 +379,38 @@ def _update_operation() -> dict[str, Any]:
     return operation
 
 
+_METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def _with_common_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation documents the answers every route can give: 400 (a malformed body or
+    query), 401 (no or bad token), 403 (role), 404 where the path names something, and 413
+    where a body is taken. Added here once, so no module's paths can forget one."""
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        item = dict(item)
+        for method in _METHODS:
+            if method not in item:
+                continue
+            operation = dict(item[method])
+            codes = [400, 401, 403]
+            if "{" in path:
+                codes.append(404)
+            if method in ("put", "post", "patch"):
+                codes.append(413)
+            operation["responses"] = _errors(*codes) | operation.get("responses", {})
+            item[method] = operation
+        out[path] = item
+    return out
+
+
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    document["paths"] = _with_common_errors(document["paths"])
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -376,14 +441,22 @@ def openapi_document() -> dict[str, Any]:
                 "Jurisdictions": JURISDICTIONS,
                 **WEBHOOK_SCHEMAS,
                 **SMS_SCHEMAS,
+                **ACCOUNT_SCHEMAS,
             },
         },
         "paths": {
             "/api/v1/alerts": {
                 "get": {
-                    "summary": "List alerts",
-                    "parameters": [{"name": "state", "in": "query", "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "alerts"}},
+                    "summary": "List alerts, newest first, a page at a time: follow next "
+                    "(or pass next_cursor as cursor) until it is null",
+                    "parameters": LIST_PARAMETERS,
+                    "responses": {
+                        "200": {
+                            "description": "one page of alerts",
+                            "content": {"application/json": {"schema": ALERT_PAGE}},
+                        },
+                        **_errors(400, 401),
+                    },
                 },
                 "post": {
                     "summary": "Create a draft (officer)",
@@ -415,11 +488,12 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Edit a draft (officer)",
                     "parameters": [IDEMPOTENCY_KEY_REF],
                     "requestBody": {
+                        "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/AlertBody"}
                             }
-                        }
+                        },
                     },
                     "responses": _responses("200"),
                 },
@@ -493,5 +567,6 @@ def openapi_document() -> dict[str, Any]:
             ),
             **WEBHOOK_PATHS,
             **SMS_PATHS,
+            **ACCOUNT_PATHS,
         },
     }
