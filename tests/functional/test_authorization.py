@@ -156,6 +156,7 @@ ROUTES: dict[str, Row] = {
 SAMPLES = {
     "endpoint_id": "1",
     "delivery_id": "1",
+    "subscriber_id": "1",
     "token_id": "999999",
     "name": "officer1",
     "change": "activate",
