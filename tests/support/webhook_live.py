@@ -4,6 +4,7 @@ a Celery worker (concurrency 2) and beat on the test's private Redis."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,10 +31,15 @@ def webhook_ctx(live_ctx: Context) -> Iterator[Context]:
 
 @pytest.fixture
 def webhook_workers(
-    start_celery: Callable[..., CeleryProcess], worker_env: dict[str, str]
+    start_celery: Callable[..., CeleryProcess], worker_env: dict[str, str], tmp_path: Path
 ) -> list[CeleryProcess]:
     env = worker_env | {f"ALERTD_{k}": v for k, v in WEBHOOK_SETTINGS.items()}
-    return [start_celery("worker", "--concurrency=2", env=env), start_celery("beat", env=env)]
+    # Beat keeps its schedule state in the test's folder, not in the checkout.
+    schedule = f"--schedule={tmp_path / 'celerybeat-schedule'}"
+    return [
+        start_celery("worker", "--concurrency=2", env=env),
+        start_celery("beat", schedule, env=env),
+    ]
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def parse_endpoint(
     if (
         not isinstance(events, list)
         or not events
-        or any(e not in EVENTS for e in events)
+        or not all(isinstance(e, str) and e in EVENTS for e in events)
         or len(set(events)) != len(events)
     ):
         errors["events"] = f"a non-empty list of {', '.join(EVENTS)}"
