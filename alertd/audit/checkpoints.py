@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -61,14 +63,16 @@ class Checkpoint:
     path: Path | None = None
 
 
-def origin(settings: Settings) -> str:
-    """The log's name: the public host, so two instances' checkpoints cannot be confused."""
-    host = urlsplit(settings.PUBLIC_URL).netloc or "localhost"
-    return f"{host}/alertd/audit"
+def origin(public_key: Ed25519PublicKey) -> str:
+    """The log's name, from its key: stable whatever the instance's address is set to, and
+    never the same for two instances' trails."""
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return f"alertd.audit/{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def verifier_for(settings: Settings) -> Verifier:
-    return Verifier(origin(settings), load_signing_key(settings).public_key())
+    public_key = load_signing_key(settings).public_key()
+    return Verifier(origin(public_key), public_key)
 
 
 def _text(name: str, length: int, head_hash: str) -> str:
@@ -121,10 +125,22 @@ def _file_name(length: int) -> str:
 
 
 def _latest(folder: Path, verifier: Verifier) -> Checkpoint | None:
-    found = read_folder(folder, verifier)
-    for problem in found.problems:
-        log.error("audit: %s", problem)
-    return max(found.checkpoints, key=lambda c: c.length, default=None)
+    """The longest valid checkpoint. Only the newest files are read (names sort by length), so
+    a publication does not pay for the whole folder; verify reads them all."""
+    names = sorted(
+        (p for p in folder.iterdir() if p.name.startswith(PREFIX) and not p.name.endswith(".tmp")),
+        reverse=True,
+    )
+    for path in names:
+        try:
+            checkpoint = parse(path.read_text(encoding="utf-8"), verifier, path)
+        except (OSError, UnicodeDecodeError, SignatureError) as exc:
+            log.error("audit: checkpoint %s is not a valid signed checkpoint: %s", path, exc)
+            continue
+        if path.name == _file_name(checkpoint.length):
+            return checkpoint
+        log.error("audit: checkpoint %s signs length %s: it was renamed", path, checkpoint.length)
+    return None
 
 
 def _entries_from(session: Session, first_seq: int) -> Iterator[AuditEntry]:
@@ -189,7 +205,7 @@ def write_checkpoint(ctx: Context, *, min_age_seconds: float = 0.0) -> Checkpoin
     :class:`CheckpointRefused` when the trail does not extend the last checkpoint."""
     settings = ctx.settings
     key = load_signing_key(settings)
-    verifier = Verifier(origin(settings), key.public_key())
+    verifier = Verifier(origin(key.public_key()), key.public_key())
     folder = settings.audit_checkpoint_dir
     folder.mkdir(parents=True, exist_ok=True)
     latest = _latest(folder, verifier)

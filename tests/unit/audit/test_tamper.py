@@ -20,7 +20,6 @@ from alertd.alerts import services
 from alertd.alerts.models import Version
 from alertd.audit.checkpoints import (
     CheckpointRefused,
-    origin,
     parse,
     read_folder,
     verifier_for,
@@ -31,6 +30,7 @@ from alertd.audit.models import AuditEntry, AuditHead
 from alertd.audit.services import compute_hash, entry_payload, record, verify_chain
 from alertd.cli import main
 from alertd.context import Context
+from alertd.sweeper import sweep
 from tests.support.factories import alert_body
 
 
@@ -221,7 +221,7 @@ def test_a_version_edited_in_place_is_detected(published: Context, cli: Cli) -> 
 
 
 def test_a_checkpoint_signed_by_another_key_is_reported(published: Context, cli: Cli) -> None:
-    name = origin(published.settings)
+    name = verifier_for(published.settings).name
     forged = sign_note(f"{name}\n1\n{'A' * 43}=\n", name, Ed25519PrivateKey.generate())
     (published.settings.audit_checkpoint_dir / "checkpoint-000000000001").write_text(
         forged, encoding="utf-8"
@@ -241,9 +241,10 @@ def test_alertd_audit_checkpoint_prints_a_c2sp_checkpoint(published: Context, cl
 
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "alertd.test/alertd/audit"
+    name = verifier_for(published.settings).name
+    assert name.startswith("alertd.audit/") and lines[0] == name
     assert lines[1] == str(head.seq)
-    assert lines[3] == "" and lines[4].startswith("\u2014 alertd.test/alertd/audit ")
+    assert lines[3] == "" and lines[4].startswith(f"\u2014 {name} ")
     vkey = err.split("verifier key: ")[1].strip()
     assert parse(out, Verifier.from_vkey(vkey)).head_hash == head.hash
     # The verifier key alone is enough to verify with.
@@ -264,3 +265,28 @@ def test_the_signing_key_is_readable_by_its_owner_only(published: Context) -> No
     mode = stat.S_IMODE(key_path(published.settings).stat().st_mode)
 
     assert mode == 0o600
+
+
+def test_the_sweeper_checkpoints_a_grown_trail(published: Context) -> None:
+    folder = published.settings.audit_checkpoint_dir
+    before = {p.name for p in folder.iterdir()}
+    _append(published, 2)
+    settings = published.settings.with_overrides(AUDIT_CHECKPOINT_SECONDS=0.0)
+    published.settings = settings
+
+    assert sweep(published) is not None
+
+    [new] = {p.name for p in folder.iterdir()} - before
+    assert new == f"checkpoint-{_head(published).seq:012d}"
+
+
+def test_alertd_init_authenticates_a_head_written_before_head_macs(
+    published: Context, cli: Cli
+) -> None:
+    with published.db.engine.begin() as conn:
+        conn.execute(update(AuditHead).values(mac=None))
+    assert cli("verify")[0] == 1
+
+    assert main(["init"]) == 0
+
+    assert cli("verify")[0] == 0
