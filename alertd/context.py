@@ -1,4 +1,4 @@
-"""What every service needs: settings, the database and the task publisher."""
+"""What every service needs: settings, the database, the task publisher and the channels."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from functools import cached_property
 from alertd.alerts.criteria import RuleSet, load_rule_sets
 from alertd.audit.keys import head_mac_key, load_signing_key
 from alertd.broker import Publisher
+from alertd.channels.registry import Registry
 from alertd.db import Database
 from alertd.settings import Settings
 
@@ -17,6 +18,20 @@ class Context:
     settings: Settings
     db: Database
     publisher: Publisher = field(repr=False)
+    # One registry per ALERTD_CHANNELS value: tests change the settings of a live context.
+    _registries: dict[str, Registry] = field(default_factory=dict, repr=False)
+
+    @property
+    def channels(self) -> Registry:
+        """The enabled channels, loaded once per context."""
+        spec = self.settings.CHANNELS
+        if spec not in self._registries:
+            self._registries[spec] = Registry.from_spec(spec)
+        return self._registries[spec]
+
+    def use_channels(self, registry: Registry) -> None:
+        """Replace the enabled channels (tests with scripted channels)."""
+        self._registries[self.settings.CHANNELS] = registry
 
     @cached_property
     def rule_sets(self) -> dict[str, RuleSet]:

@@ -17,7 +17,6 @@ from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
 from alertd.audit.checkpoints import write_checkpoint_quietly
 from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
-from alertd.channels.registry import registry_for
 from alertd.context import Context
 from alertd.db import Base, rowcount, utcnow
 from alertd.errors import ServiceError
@@ -92,11 +91,9 @@ def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
             except ServiceError:
                 log.exception("could not expire alert %s", alert_id)
         report = SweepReport(expired, relay(ctx), reclaim_expired_leases(ctx), resume_stalled(ctx))
-        for channel in registry_for(ctx).channels():
+        for channel in ctx.channels.channels():
             # Some channels have work only the clock triggers (a feed's retention window).
-            periodic = getattr(channel, "sweep", None)
-            if periodic is not None:
-                periodic(ctx)
+            channel.periodic(ctx)
         purge_old_keys(ctx)
         write_checkpoint_quietly(ctx, min_age_seconds=ctx.settings.AUDIT_CHECKPOINT_SECONDS)
     finally:

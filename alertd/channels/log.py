@@ -8,20 +8,21 @@ from collections.abc import Iterable, Sequence
 
 from alertd.alerts.models import Version
 from alertd.alerts.text import summary_text
+from alertd.channels.base import OUT_SENT, Channel, Outcome
 from alertd.channels.models import Delivery
-from alertd.channels.registry import OUT_SENT, Outcome
 from alertd.context import Context
 
 log = logging.getLogger("alertd.channels.log")
 
 
-class LogChannel:
+class LogChannel(Channel):
     name = "log"
     idempotent = True
     sends_superseded = False
 
-    def render(self, ctx: Context, version: Version) -> str:
-        return summary_text(version)
+    def preview(self, ctx: Context, version: Version) -> dict[str, str]:
+        primary = (version.content.get("languages") or ["en-US"])[0]
+        return {primary: summary_text(version)}
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return ["log"]
@@ -29,7 +30,7 @@ class LogChannel:
     def deliver(
         self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
     ) -> list[Outcome]:
-        text = self.render(ctx, version)
+        text = summary_text(version)
         for _ in deliveries:
             log.warning(
                 "ALERT %s [%s %s] %s", version.identifier, version.status, version.msg_type, text

@@ -67,13 +67,12 @@ def create_app(
     from alertd.accounts.views import bp as accounts_bp
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
-    from alertd.channels.cap.views import bp as cap_bp
     from alertd.channels.sms.api import bp as sms_api_bp
     from alertd.channels.sms.views import bp as sms_bp
     from alertd.channels.webhooks.api import bp as webhooks_api_bp
     from alertd.channels.webhooks.views import bp as webhooks_bp
     from alertd.observe.views import bp as metrics_bp
-    from alertd.web.public import bp as public_bp
+    from alertd.public.views import bp as public_bp
 
     csrf.exempt(api_bp)
     csrf.exempt(webhooks_api_bp)
@@ -84,7 +83,12 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(accounts_api_bp)
     app.register_blueprint(public_bp)
-    app.register_blueprint(cap_bp)
+    for channel in context.channels.channels():
+        # A channel's own routes: feeds, status callbacks, inbound messages.
+        for routes in channel.routes():
+            if routes.csrf_exempt:
+                csrf.exempt(routes.blueprint)
+            app.register_blueprint(routes.blueprint)
     app.register_blueprint(metrics_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(webhooks_api_bp)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from alertd.alerts.models import Version
+from alertd.channels.base import Channel
 from alertd.channels.models import Delivery
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome
 from alertd.context import Context
@@ -20,15 +21,12 @@ def _sink() -> Path:
     return Path(os.environ["ALERTD_TEST_SINK"])
 
 
-class RecordingChannel:
+class RecordingChannel(Channel):
     """Not idempotent, like SMS: a lost lease becomes 'unknown', never a second send."""
 
     name = "recording"
     idempotent = False
     sends_superseded = False
-
-    def render(self, ctx: Context, version: Version) -> str:
-        return version.identifier
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return [f"phone-{i}" for i in range(RECIPIENTS)]
@@ -48,15 +46,12 @@ class RecordingChannel:
         return outcomes
 
 
-class FlakyChannel:
+class FlakyChannel(Channel):
     """Idempotent, like a webhook: fails until the file named by ALERTD_TEST_FLAKY exists."""
 
     name = "flaky"
     idempotent = True
     sends_superseded = False
-
-    def render(self, ctx: Context, version: Version) -> str:
-        return version.identifier
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return ["endpoint-1"]

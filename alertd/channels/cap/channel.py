@@ -20,17 +20,19 @@ from sqlalchemy.orm import Session
 
 from alertd.alerts.criteria import load_rule_sets
 from alertd.alerts.models import Alert, Version
+from alertd.channels.base import OUT_FAILED, OUT_RETRY, OUT_SENT, Channel, Outcome, Routes
+from alertd.channels.cap import views
 from alertd.channels.cap.builder import build_cap
-from alertd.channels.cap.feeds import base_url, document_url, public_page_path, summarize
+from alertd.channels.cap.feeds import document_url, summarize
 from alertd.channels.cap.message import CapPhoto, CapReference, CapVersion
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.signing import CapSignatureError, sign_cap
 from alertd.channels.cap.validate import CapValidationError, validate_cap
 from alertd.channels.models import Delivery
-from alertd.channels.registry import OUT_FAILED, OUT_RETRY, OUT_SENT, Outcome
 from alertd.context import Context
 from alertd.db import dialect_insert, utcnow
 from alertd.localtime import to_local
+from alertd.public.links import base_url, public_page_url
 from alertd.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,7 @@ class CapBuildError(Exception):
 
 
 def web_url(settings: Settings, public_id: str) -> str:
-    return base_url(settings) + public_page_path(public_id)
+    return public_page_url(settings, public_id)
 
 
 def cap_version_for(settings: Settings, version: Version, alert: Alert) -> CapVersion:
@@ -176,14 +178,19 @@ def publish_version(ctx: Context, version_id: int) -> CapDocument:
     return stored
 
 
-class CapFeedChannel:
+class CapFeedChannel(Channel):
     name = "cap"
     idempotent = True
     # Every version's document must exist at its permanent URL, even one superseded a second
     # after approval: later messages reference it and aggregators may already have its URL.
     sends_superseded = True
 
-    def render(self, ctx: Context, version: Version) -> str:
+    def preview(self, ctx: Context, version: Version) -> dict[str, str]:
+        """The whole CAP message (every language's info block), under the primary language."""
+        primary = (version.content.get("languages") or ["en-US"])[0]
+        return {primary: self._document_text(ctx, version)}
+
+    def _document_text(self, ctx: Context, version: Version) -> str:
         with ctx.db.session() as session:
             loaded = session.get(Version, version.id)
             assert loaded is not None
@@ -218,7 +225,11 @@ class CapFeedChannel:
         url = document_url(ctx.settings, document.identifier)
         return [Outcome(d.id, OUT_SENT, external_id=url[-120:]) for d in deliveries]
 
-    def sweep(self, ctx: Context) -> None:
+    def routes(self) -> Sequence[Routes]:
+        # Feeds, documents and the public page are public reads: no form, no CSRF to check.
+        return (Routes(views.bp),)
+
+    def periodic(self, ctx: Context) -> None:
         """Called by the sweeper: the static feeds drop entries whose time has come."""
         if ctx.settings.FEED_DIR:
             from alertd.channels.cap.static import refresh_feed_dir

@@ -40,6 +40,7 @@ from alertd.channels.cap.message import CAP_NS, format_cap_datetime
 from alertd.channels.cap.models import CapDocument
 from alertd.db import Database, utcnow
 from alertd.localtime import to_local
+from alertd.public.links import base_url
 from alertd.settings import Settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -103,10 +104,6 @@ class BuiltFeeds:
 # URLs ------------------------------------------------------------------------------------------
 
 
-def base_url(settings: Settings) -> str:
-    return settings.PUBLIC_URL.rstrip("/")
-
-
 def document_path(identifier: str) -> str:
     # Identifiers never hold spaces, commas, < or & (CAP 1.2 section 3.2.1); quoting the rest
     # keeps the URL and the static file name the same string.
@@ -119,10 +116,6 @@ def document_url(settings: Settings, identifier: str) -> str:
 
 def feed_path(scope: str, name: str) -> str:
     return f"/feeds/{name}" if scope == PUBLIC else f"/feeds/test/{name}"
-
-
-def public_page_path(public_id: str) -> str:
-    return f"/a/{public_id}"
 
 
 # The summary stored beside each document --------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Public routes of the CAP channel: documents at permanent URLs, the feeds, the alert page.
+"""Public routes of the CAP channel: documents at permanent URLs and the feeds.
 
 Caching (issue 3, item 6; issue 9, item 6): every response carries a strong ETag and answers 304
 to If-None-Match (weak comparison) or, without it, to If-Modified-Since; documents and feeds are
@@ -12,15 +12,11 @@ FeedCache, so a conditional poll costs one ``count(*), max(id)`` query and no fe
 
 from __future__ import annotations
 
-import re
-
-from flask import Blueprint, Flask, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, current_app
 from sqlalchemy import select
-from werkzeug.routing import BaseConverter
 
 from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache, strong_etag
 from alertd.channels.cap.models import CapDocument
-from alertd.channels.cap.public_page import render_alert_page
 from alertd.db import utcnow
 from alertd.web.auth import ctx
 from alertd.web.http_cache import conditional, public
@@ -33,19 +29,6 @@ FEED_CACHE_CONTROL = "public, max-age=30"
 DOCUMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 CAP_CONTENT_TYPE = "application/cap+xml; charset=utf-8"
 _CACHE_KEY = "alertd.cap.feeds"
-
-
-class PublicIdConverter(BaseConverter):
-    """Ten characters of the public-id alphabet with at least one letter, so that a path of
-    digits only, such as the console's ``/alerts/<int:id>``, can never match it."""
-
-    regex = r"(?=[0-9A-Z]*[A-Z])[A-Z2-9]{10}"
-
-
-@bp.record_once
-def _register_converter(state: object) -> None:
-    app: Flask = state.app  # type: ignore[attr-defined]
-    app.url_map.converters.setdefault("public_id", PublicIdConverter)
 
 
 def feed_cache() -> FeedCache:
@@ -145,20 +128,3 @@ def test_rss() -> Response:
 @public
 def test_geojson() -> Response:
     return _feed(TEST, "alerts.geojson")
-
-
-# The public alert page -------------------------------------------------------------------------
-
-_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
-
-
-@bp.get("/a/<public_id:public_id>")
-@bp.get("/alerts/<public_id:public_id>")
-@public
-def alert_page(public_id: str) -> Response:
-    # Two addresses, one page: /alerts/ as the issue names it, and /a/ because every character
-    # counts in a text message. Neither can match the console's /alerts/<int:id>.
-    chosen = request.args.get("lang", "")
-    if chosen and not _LANGUAGE_TAG.fullmatch(chosen):
-        chosen = ""
-    return render_alert_page(public_id, chosen)

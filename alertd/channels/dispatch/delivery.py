@@ -30,6 +30,7 @@ from alertd.channels.registry import (
     OUT_RETRY,
     OUT_SENT,
     OUT_SKIPPED,
+    OUT_THROTTLED,
     OUT_UNKNOWN,
     Channel,
     Outcome,
@@ -43,6 +44,8 @@ from alertd.observe.logs import log_context
 log = logging.getLogger(__name__)
 
 
+# How long a throttled delivery waits when the provider named no Retry-After.
+THROTTLE_SECONDS = 1.0
 # Retry delays when the channel names none: quick at first, as Svix does, then spaced out.
 RETRY_SCHEDULE = (5, 30, 120, 300, 600, 1200, 1800)
 
@@ -231,7 +234,22 @@ def _record(
             OUT_UNKNOWN: UNKNOWN,
             OUT_SKIPPED: SKIPPED,
         }.get(outcome.state)
-        if outcome.state == OUT_RETRY:
+        if outcome.state == OUT_THROTTLED:
+            # The provider refused before doing anything (HTTP 429): the attempt is given back,
+            # so a storm of refusals delays a delivery but never fails it.
+            wait = THROTTLE_SECONDS if outcome.retry_after is None else outcome.retry_after
+            next_at = now + timedelta(seconds=max(0.0, min(wait, RETRY_SCHEDULE[-1])))
+            if next_at >= version.expires_at and version.kind in ("alert", "update", "extend"):
+                state, values["last_error"] = (
+                    FAILED,
+                    f"alert expires before the provider accepts more: {outcome.error}"[:2000],
+                )
+            else:
+                state = RETRY_WAIT
+                values.update(
+                    next_attempt_at=next_at, enqueued_at=None, attempts=Delivery.attempts - 1
+                )
+        elif outcome.state == OUT_RETRY:
             next_at = now + timedelta(seconds=_retry_delay(outcome, delivery.attempts))
             if delivery.attempts >= ctx.settings.DELIVERY_MAX_ATTEMPTS:
                 state, values["last_error"] = (
@@ -247,7 +265,14 @@ def _record(
                 state = RETRY_WAIT
                 values.update(next_attempt_at=next_at, enqueued_at=None)
         if state is None:
-            raise ValueError(f"channel {channel.name} reported unknown state {outcome.state!r}")
+            # A channel bug must not lose the other outcomes of the batch: treat the answer as
+            # we treat a crash of the channel.
+            log.error("channel %s reported unknown state %r", channel.name, outcome.state)
+            state = RETRY_WAIT if channel.idempotent else UNKNOWN
+            values["last_error"] = f"channel reported unknown state {outcome.state!r}"[:2000]
+            if state == RETRY_WAIT:
+                values.update(next_attempt_at=now + timedelta(seconds=RETRY_SCHEDULE[0]))
+                values.update(enqueued_at=None)
         values["state"] = state
         if state != RETRY_WAIT:
             values["finished_at"] = now

@@ -26,6 +26,15 @@ from alertd.alerts.models import ACTIVE, Alert, Photo, Version
 from alertd.alerts.text import summary_text
 from alertd.audit.services import record
 from alertd.channels import registry
+from alertd.channels.base import (
+    OUT_FAILED,
+    OUT_RETRY,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_UNKNOWN,
+    Channel,
+    Outcome,
+)
 from alertd.channels.models import (
     D_PENDING,
     D_PLANNING,
@@ -33,14 +42,6 @@ from alertd.channels.models import (
     SENT,
     Delivery,
     Dispatch,
-)
-from alertd.channels.registry import (
-    OUT_FAILED,
-    OUT_RETRY,
-    OUT_SENT,
-    OUT_SKIPPED,
-    OUT_UNKNOWN,
-    Outcome,
 )
 from alertd.channels.webhooks import sender
 from alertd.channels.webhooks.formats import ENDED_KINDS, Message, PhotoFile, build_message
@@ -74,14 +75,15 @@ class _Job:
     thread: sender.Thread | None
 
 
-class WebhookChannel:
+class WebhookChannel(Channel):
     name = CHANNEL
     idempotent = True
     # Partners receive every event in order (alert, update, cancel), not just the latest.
     sends_superseded = True
 
-    def render(self, ctx: Context, version: Version) -> str:
-        return summary_text(version)
+    def preview(self, ctx: Context, version: Version) -> dict[str, str]:
+        primary = (version.content.get("languages") or ["en-US"])[0]
+        return {primary: summary_text(version)}
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         event = EVENT_OF_KIND[version.kind]

@@ -29,6 +29,7 @@ from alertd.alerts.models import Version
 from alertd.audit.services import verify_chain
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
+from alertd.channels.base import Channel
 from alertd.channels.dispatch import delivery as delivery_steps
 from alertd.channels.models import SENDING, TERMINAL_STATES, Delivery
 from alertd.channels.registry import (
@@ -37,7 +38,6 @@ from alertd.channels.registry import (
     OUT_SENT,
     Outcome,
     Registry,
-    _registries,
 )
 from alertd.context import Context
 from alertd.db import utcnow
@@ -47,7 +47,7 @@ from tests.support.factories import alert_body, make_actor
 PHONES = 5
 
 
-class PhoneChannel:
+class PhoneChannel(Channel):
     """Like SMS: not idempotent. Every send that 'reaches a phone' is logged with its moment."""
 
     name = "phones"
@@ -58,9 +58,6 @@ class PhoneChannel:
         self.answers: list[str] = []
         self.log: list[tuple[int, str, str]] = []  # (event number, version, recipient)
         self.clock = 0
-
-    def render(self, ctx: Context, version: Version) -> str:
-        return version.identifier
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return [f"+1555000{i:04d}" for i in range(PHONES)]
@@ -81,9 +78,8 @@ class PhoneChannel:
 @pytest.fixture
 def phones(ctx: Context) -> Iterator[PhoneChannel]:
     channel = PhoneChannel()
-    _registries[ctx.settings.CHANNELS] = Registry([channel])
+    ctx.use_channels(Registry([channel]))
     yield channel
-    _registries.pop(ctx.settings.CHANNELS, None)
 
 
 def test_the_delivery_machinery_under_any_interleaving(

@@ -14,15 +14,16 @@ from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
+from alertd.channels.base import Channel
 from alertd.channels.dispatch import fanout
 from alertd.channels.models import Delivery, Dispatch
-from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry, _registries
+from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry
 from alertd.context import Context
 from alertd.db import utcnow
 from tests.support.factories import alert_body
 
 
-class ScriptedChannel:
+class ScriptedChannel(Channel):
     """Answers from a script: each call pops the next outcome state (default: sent)."""
 
     name = "scripted"
@@ -32,9 +33,6 @@ class ScriptedChannel:
     def __init__(self) -> None:
         self.script: list[tuple[str, float | None]] = []
         self.sent: list[tuple[str, str]] = []
-
-    def render(self, ctx: Context, version: Version) -> str:
-        return version.identifier
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return [f"r{i}" for i in range(7)]
@@ -51,9 +49,8 @@ class ScriptedChannel:
 @pytest.fixture
 def channel(ctx: Context) -> Iterator[ScriptedChannel]:
     scripted = ScriptedChannel()
-    _registries[ctx.settings.CHANNELS] = Registry([scripted])
+    ctx.use_channels(Registry([scripted]))
     yield scripted
-    _registries.pop(ctx.settings.CHANNELS, None)
 
 
 def run_tasks(ctx: Context, publisher: RecordingPublisher) -> int:

@@ -16,11 +16,12 @@ from flask import Response, abort, render_template, request
 from sqlalchemy import select
 
 from alertd.alerts.models import ACTIVE, CANCELLED, EXPIRED, RESOLVED, Alert, Version
-from alertd.channels.cap.feeds import base_url, public_page_path, strong_etag
+from alertd.channels.cap.feeds import strong_etag
 from alertd.channels.cap.message import CAP_NS, primary_subtag
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.validate import parse_untrusted
 from alertd.db import utcnow
+from alertd.public.links import base_url, public_page_path
 from alertd.web.auth import ctx
 
 PAGE_CACHE_CONTROL = "public, max-age=30"

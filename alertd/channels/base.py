@@ -1,0 +1,160 @@
+"""The channel plug-in interface.
+
+A channel is a class with a ``name`` and a ``deliver`` method; everything else is optional and
+has a default that does nothing. The dispatch machinery (``alertd.channels.dispatch``) does the
+claiming, re-checking, recording and retrying; a channel only says who gets a version and how
+one sub-batch is sent. A minimal channel::
+
+    class PagerChannel(Channel):
+        name = "pager"
+        rate = 50.0  # messages per second, shared by every worker
+
+        def plan(self, ctx, version):
+            return ["duty-officer"]
+
+        def deliver(self, ctx, version, deliveries):
+            return [Outcome(d.id, OUT_SENT) for d in deliveries]
+
+It is registered with ``ALERTD_CHANNELS=cap,log,mypackage.pager:PagerChannel``. Its own settings
+are read from ``ALERTD_PAGER_*`` by declaring ``settings_class`` (a dataclass whose fields have
+defaults); its routes and inbound callbacks come from ``routes()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from flask import Blueprint
+
+from alertd.alerts.models import Version
+from alertd.channels.models import Delivery
+
+if TYPE_CHECKING:
+    from alertd.context import Context
+
+# Outcome states a channel may report for one delivery.
+OUT_SENT = "sent"
+# A transient failure: retried on the schedule, using up an attempt.
+OUT_RETRY = "retry"
+OUT_FAILED = "failed"
+# The request may or may not have reached the provider: never resent blindly; reconciled.
+OUT_UNKNOWN = "unknown"
+OUT_SKIPPED = "skipped"
+# The provider asked us to slow down (HTTP 429): rescheduled after ``retry_after`` without
+# using up an attempt, so a storm of 429s can delay a delivery but never fail it.
+OUT_THROTTLED = "throttled"
+OUTCOME_STATES = (OUT_SENT, OUT_RETRY, OUT_FAILED, OUT_UNKNOWN, OUT_SKIPPED, OUT_THROTTLED)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: int
+    state: str
+    error: str = ""
+    # Seconds to wait before the next attempt (a Retry-After); None uses the default schedule.
+    retry_after: float | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Routes:
+    """A blueprint a channel adds to the web app. ``csrf_exempt`` for routes that machines
+    call (status callbacks, inbound messages), which prove themselves by signature instead."""
+
+    blueprint: Blueprint
+    csrf_exempt: bool = False
+
+
+class Channel:
+    """Base class of every channel. Subclasses set ``name`` and implement ``deliver``."""
+
+    name: ClassVar[str] = ""
+    # True when sending a delivery twice is harmless (a feed write, a webhook with a stable id):
+    # an expired lease is then retried. Otherwise its outcome is unknown and never resent blindly.
+    idempotent: ClassVar[bool] = False
+    # True when superseded versions must still be delivered (a feed keeps every document at its
+    # permanent URL); false when only the current version is worth sending (a text message).
+    sends_superseded: ClassVar[bool] = False
+    # Messages per second across every worker on every machine; None: no limit.
+    rate: ClassVar[float | None] = None
+    # Requests one sub-batch may have in flight at once.
+    concurrency: ClassVar[int] = 1
+    # A dataclass whose fields (with defaults) are read from ALERTD_<NAME>_<FIELD>.
+    settings_class: ClassVar[type[Any] | None] = None
+    # The loaded ``settings_class`` instance, set by ``configure``.
+    config: Any = None
+
+    # Set-up ------------------------------------------------------------------------------------
+
+    def configure(self, environ: Mapping[str, str] | None = None) -> None:
+        """Read this channel's own settings; called once by the registry."""
+        if self.settings_class is not None:
+            self.config = load_channel_settings(self.name, self.settings_class, environ)
+
+    def routes(self) -> Sequence[Routes]:
+        """Blueprints the web app registers while this channel is enabled."""
+        return ()
+
+    # Dispatch ----------------------------------------------------------------------------------
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        """The recipient keys for this version, in a stable order: planning is resumed after a
+        crash and rows already written are not written twice."""
+        return ()
+
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
+        """Send one sub-batch and return one outcome per delivery. Called with no database
+        transaction open; up to ``concurrency`` requests may be in flight at once."""
+        raise NotImplementedError
+
+    def reconcile(self, ctx: Context, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Ask the provider what became of deliveries whose outcome is unknown. Return an
+        outcome for each one settled (sent, or retry when it surely never left); leave out the
+        ones still unknown. The sweeper calls it before anything reaches an operator."""
+        return []
+
+    # Console and clock -------------------------------------------------------------------------
+
+    def preview(self, ctx: Context, version: Version) -> dict[str, str]:
+        """What this channel will carry, per language, for the console's review."""
+        return {}
+
+    def console_status(self, ctx: Context, version: Version) -> str | None:
+        """One line about this version on this channel for the alert page, or None."""
+        return None
+
+    def periodic(self, ctx: Context) -> None:
+        """Work only the clock triggers (a feed's retention window); run by the sweeper."""
+
+
+def load_channel_settings(
+    name: str, settings_class: type[Any], environ: Mapping[str, str] | None = None
+) -> Any:
+    """Build ``settings_class`` from ``ALERTD_<NAME>_<FIELD>`` variables, coercing each value
+    to the type of its field's default."""
+    env = os.environ if environ is None else environ
+    prefix = f"ALERTD_{name.upper()}_"
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(settings_class):
+        key = prefix + field.name.upper()
+        if key not in env:
+            continue
+        raw, default = env[key], field.default
+        try:
+            if isinstance(default, bool):
+                values[field.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                values[field.name] = int(raw)
+            elif isinstance(default, float):
+                values[field.name] = float(raw)
+            else:
+                values[field.name] = raw
+        except ValueError as exc:
+            raise ValueError(f"{key} must be a number, got {raw!r}") from exc
+    return settings_class(**values)
