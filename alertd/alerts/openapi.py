@@ -261,6 +261,31 @@ JURISDICTIONS = _obj(
     ["default", "jurisdictions"],
 )
 
+JURISDICTIONS_EXAMPLE: dict[str, Any] = {
+    "default": "us-doj",
+    "jurisdictions": [
+        {
+            "name": "us-doj",
+            "title": "United States — Department of Justice AMBER Alert criteria",
+            "public_name": "AMBER Alert",
+            "source": "U.S. DOJ, Guidance on Criteria for Issuing AMBER Alerts",
+            "criteria": [
+                {
+                    "key": "minor",
+                    "label": "The child is 17 years of age or younger",
+                    "required": True,
+                },
+                {
+                    "key": "ncic_entered",
+                    "label": "The case is entered in NCIC and flagged as a Child Abduction",
+                    "required": False,
+                },
+            ],
+            "rules": {"max_age": 17, "requires_case_reference": True},
+        }
+    ],
+}
+
 ERROR = _obj(
     {"error": _TEXT, "message": _TEXT, "fields": {"type": "object", "additionalProperties": _TEXT}},
     ["error", "message"],
@@ -536,7 +561,13 @@ def _document() -> dict[str, Any]:
                             "description": "every rule set",
                             "content": {
                                 "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Jurisdictions"}
+                                    "schema": {"$ref": "#/components/schemas/Jurisdictions"},
+                                    "examples": {
+                                        "us": {
+                                            "summary": "One rule set, two of its criteria",
+                                            "value": JURISDICTIONS_EXAMPLE,
+                                        }
+                                    },
                                 }
                             },
                         },

@@ -74,6 +74,10 @@ def test_a_dispatch_system_raises_an_alert_and_patches_its_plate_from_the_openap
     listed = client.get(path, headers=dispatcher)
     assert listed.status_code == 200
     spec.check(spec.ok_schema(operation, "200"), listed.get_json())
+    for example in operation["responses"]["200"]["content"]["application/json"][
+        "examples"
+    ].values():
+        spec.check(spec.ok_schema(operation, "200"), example["value"])
     rule_sets = {r["name"]: r for r in listed.get_json()["jurisdictions"]}
 
     # Raise it with the documented example.
