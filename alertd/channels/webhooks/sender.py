@@ -207,8 +207,17 @@ def _mastodon(
         path=f"{base}/api/v1/statuses",
     )
     answers.append(answer)
+    if answer.status == 422 and b"processing" in answer.body:
+        # Mastodon answers a large upload with 202 and processes it in the background; a
+        # status naming it before it is ready is refused. Not a bad request: try again soon.
+        return Result(
+            RETRY, "the photo is still being processed", MEDIA_WAIT_SECONDS, answers=answers
+        )
     posted = str(_json(answer).get("id", "")) if _ok(answer) else None
     return _judge(answer, "mastodon", answers, external_id=posted)
+
+
+MEDIA_WAIT_SECONDS = 2.0
 
 
 # Mastodon's default status length.

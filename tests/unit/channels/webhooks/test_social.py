@@ -140,3 +140,23 @@ def test_telegram_without_an_answer_is_unknown_not_resent_until_replayed(flow: F
         flow.run()
         assert len(telegram.messages) == 1
     assert [d.state for d in flow.deliveries()] == ["sent"]
+
+
+def test_mastodon_media_still_processing_is_retried_with_the_same_key(flow: Flow) -> None:
+    processing = (422, {}, b'{"error": "Cannot attach files that have not finished processing"}')
+    with running(MastodonSimulator()) as mastodon:
+        mastodon.respond = lambda seen: (
+            processing
+            if seen.path == "/api/v1/statuses" and len(mastodon.requests()) < 2
+            else (200, {}, b"")
+        )
+        flow.endpoint(mastodon.url, format="mastodon", token=MastodonSimulator.TOKEN)
+        flow.publish()
+        flow.run()
+        assert [d.state for d in flow.deliveries()] == ["retry_wait"]
+        flow.retry_now()
+        keys = {
+            s.headers.get("Idempotency-Key") for s in mastodon.requests() if "statuses" in s.path
+        }
+        assert len(mastodon.statuses) == 1 and keys == {str(flow.deliveries()[0].id)}
+    assert [d.state for d in flow.deliveries()] == ["sent"]
