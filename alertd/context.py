@@ -45,6 +45,7 @@ def make_context(settings: Settings, publisher: Publisher | None = None) -> Cont
     # Every mapper must be known before the first query resolves a foreign key.
     import alertd.models  # noqa: F401 - models import services that import this module
 
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    # Owner only: it holds the embedded database, the secret key and the audit key.
+    settings.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = Database(settings.database_url, audit_mac_key=head_mac_key(load_signing_key(settings)))
     return Context(settings, db, publisher or Publisher(settings))

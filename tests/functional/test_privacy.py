@@ -273,6 +273,7 @@ def test_the_embedded_database_and_instance_secrets_are_private(tmp_path: Path) 
             ensure_secret_key(settings)
             files = (database, wal, shm, instance / "secret_key", key_path(settings))
             assert {str(p): _mode(p) for p in files} == {str(p): 0o600 for p in files}
+            assert _mode(instance) == 0o700
         finally:
             context.close()
     finally:

@@ -27,7 +27,13 @@ from alertd.audit.checkpoints import (
 )
 from alertd.audit.keys import Verifier, key_path, sign_note
 from alertd.audit.models import AuditEntry, AuditHead
-from alertd.audit.services import compute_hash, entry_payload, record, verify_chain
+from alertd.audit.services import (
+    compute_hash,
+    entry_payload,
+    record,
+    verify_chain,
+    verify_chain_in,
+)
 from alertd.cli import main
 from alertd.context import Context
 from alertd.sweeper import sweep
@@ -46,6 +52,12 @@ def _head(ctx: Context) -> Head:
         head = session.get(AuditHead, 1)
         assert head is not None
         return Head(head.seq, head.hash, head.mac)
+
+
+def _old_verify_passes(ctx: Context) -> bool:
+    """What `alertd audit verify` checked before: the chain alone, no key, no checkpoints."""
+    with ctx.db.session() as session:
+        return verify_chain_in(session, None).ok
 
 
 def _append(ctx: Context, count: int) -> None:
@@ -142,6 +154,8 @@ def test_recomputing_the_chain_after_an_edit_is_detected(published: Context, cli
             prev = entry.hash
         session.execute(update(AuditHead).values(seq=entries[-1].seq, hash=prev))
 
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
+
     code, output = _verify(cli, published)
 
     assert code == 1
@@ -173,6 +187,8 @@ def test_a_forged_append_is_detected_and_never_checkpointed(published: Context, 
         session.add(forged)
         session.execute(update(AuditHead).values(seq=forged.seq, hash=forged.hash))
 
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
+
     code, output = _verify(cli, published)
 
     assert code == 1
@@ -184,6 +200,8 @@ def test_a_forged_append_is_detected_and_never_checkpointed(published: Context, 
 def test_a_role_changed_in_the_users_table_is_detected(published: Context, cli: Cli) -> None:
     with published.db.engine.begin() as conn:
         conn.execute(text("UPDATE users SET role = 'admin' WHERE username = 'officer1'"))
+
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
 
     code, output = _verify(cli, published)
 
@@ -201,6 +219,8 @@ def test_a_token_inserted_directly_is_detected(published: Context, cli: Cli) -> 
             )
         )
 
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
+
     code, output = _verify(cli, published)
 
     assert code == 1
@@ -214,6 +234,8 @@ def test_a_version_edited_in_place_is_detected(published: Context, cli: Cli) -> 
     with published.db.engine.begin() as conn:
         conn.execute(update(Version).where(Version.id == version.id).values(content=content))
 
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
+
     code, output = _verify(cli, published)
 
     assert code == 1
@@ -226,6 +248,8 @@ def test_a_checkpoint_signed_by_another_key_is_reported(published: Context, cli:
     (published.settings.audit_checkpoint_dir / "checkpoint-000000000001").write_text(
         forged, encoding="utf-8"
     )
+
+    assert _old_verify_passes(published)  # the tamper the chain alone cannot see
 
     code, output = _verify(cli, published)
 
