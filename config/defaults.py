@@ -31,7 +31,7 @@ MAX_ALERT_HOURS = 72
 MAX_PHOTO_BYTES = 5_000_000
 
 # The channels every approved version is dispatched to, by name or "module:Class".
-CHANNELS = "cap,log,webhook"
+CHANNELS = "cap,log,webhook,sms"
 
 # Criteria rule sets live as JSON files; empty means config/criteria.
 CRITERIA_DIR = ""

@@ -43,6 +43,7 @@ BUILTIN = {
     "cap": "alertd.channels.cap.channel:CapFeedChannel",
     "log": "alertd.channels.log:LogChannel",
     "webhook": "alertd.channels.webhooks.channel:WebhookChannel",
+    "sms": "alertd.channels.sms.channel:SmsChannel",
 }
 
 

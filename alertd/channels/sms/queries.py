@@ -1,7 +1,7 @@
 """Reading subscribers, and selecting a version's recipients with set-based SQL: an alert's
 geocodes are joined to the (scheme, value) index, and subscribers who gave a point are found by a
-bounding box on (lat, lon) before the exact shape test. Rows are streamed in id order (two
-cursors of one session, merged), so no selection ever holds every subscriber in memory."""
+bounding box on (lat, lon) before the exact shape test. Rows are read in id order a page at a
+time (keyset paging) and merged, so no selection ever holds every subscriber in memory."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from alertd.alerts.geometry import EARTH_RADIUS_KM
 from alertd.channels.models import SENT, UNKNOWN, Delivery
 from alertd.channels.sms.models import Subscriber, SubscriberArea
 from alertd.channels.sms.services import PERMISSION
+from alertd.context import Context
 from alertd.errors import Forbidden, NotFound
 
 CHANNEL = "sms"
@@ -132,11 +133,21 @@ def _distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(min(1.0, a)))
 
 
-def _stream(session: Session, query: Any) -> Iterator[Any]:
-    yield from session.execute(query.execution_options(yield_per=STREAM_ROWS))
+def _pages(ctx: Context, query: Any, key: Any) -> Iterator[Any]:
+    """Rows of ``query`` in ``key`` order, a page per short read: no session stays open between
+    pages, so the planner may write delivery rows while it reads (SQLite has one writer)."""
+    last: int | None = None
+    while True:
+        page = query if last is None else query.where(key > last)
+        with ctx.db.session() as session:
+            rows = list(session.execute(page.order_by(key).limit(STREAM_ROWS)))
+        yield from rows
+        if len(rows) < STREAM_ROWS:
+            return
+        last = int(rows[-1][0])
 
 
-def _by_geocode(session: Session, pairs: list[tuple[str, str]]) -> Iterator[int]:
+def _by_geocode(ctx: Context, pairs: list[tuple[str, str]]) -> Iterator[int]:
     if not pairs:
         return
     query = (
@@ -144,26 +155,23 @@ def _by_geocode(session: Session, pairs: list[tuple[str, str]]) -> Iterator[int]
         .join(Subscriber, Subscriber.id == SubscriberArea.subscriber_id)
         .where(tuple_(SubscriberArea.scheme, SubscriberArea.value).in_(pairs), _reachable())
         .distinct()
-        .order_by(SubscriberArea.subscriber_id)
     )
-    for (sub_id,) in _stream(session, query):
+    for (sub_id,) in _pages(ctx, query, SubscriberArea.subscriber_id):
         yield int(sub_id)
 
 
-def _by_point(session: Session, shapes: list[_Shape]) -> Iterator[int]:
+def _by_point(ctx: Context, shapes: list[_Shape]) -> Iterator[int]:
     if not shapes:
         return
-    query = (
-        select(Subscriber.id, Subscriber.lat, Subscriber.lon)
-        .where(or_(*(s.condition() for s in shapes)), _reachable())
-        .order_by(Subscriber.id)
+    query = select(Subscriber.id, Subscriber.lat, Subscriber.lon).where(
+        or_(*(s.condition() for s in shapes)), _reachable()
     )
-    for sub_id, lat, lon in _stream(session, query):
+    for sub_id, lat, lon in _pages(ctx, query, Subscriber.id):
         if any(s.contains(lat, lon) for s in shapes):
             yield int(sub_id)
 
 
-def _earlier_recipients(session: Session, alert_id: int, version_id: int) -> Iterator[int]:
+def _earlier_recipients(ctx: Context, alert_id: int, version_id: int) -> Iterator[int]:
     """Subscribers an earlier version of this alert reached (or may have: unknown), still
     reachable: updates, resolutions and cancellations go to them."""
     sub_id = cast(Delivery.recipient, Integer)
@@ -178,9 +186,8 @@ def _earlier_recipients(session: Session, alert_id: int, version_id: int) -> Ite
             _reachable(),
         )
         .distinct()
-        .order_by(sub_id)
     )
-    for (value,) in _stream(session, query):
+    for (value,) in _pages(ctx, query, sub_id):
         yield int(value)
 
 
@@ -192,19 +199,19 @@ def _unique(ids: Iterator[int]) -> Iterator[int]:
             last = value
 
 
-def area_recipients(session: Session, content: Mapping[str, Any]) -> Iterator[int]:
+def area_recipients(ctx: Context, content: Mapping[str, Any]) -> Iterator[int]:
     """Reachable subscribers inside the alert's areas, in id order, each once."""
     areas = content.get("areas") or []
     shapes = [_Shape(a) for a in areas if a.get("polygon") or a.get("circle")]
-    return _unique(heapq.merge(_by_geocode(session, _geocodes(areas)), _by_point(session, shapes)))
+    return _unique(heapq.merge(_by_geocode(ctx, _geocodes(areas)), _by_point(ctx, shapes)))
 
 
 def recipients(
-    session: Session, alert_id: int, version_id: int, content: Mapping[str, Any], *, widen: bool
+    ctx: Context, alert_id: int, version_id: int, content: Mapping[str, Any], *, widen: bool
 ) -> Iterator[int]:
     """Who gets a follow-up: those the alert reached before, and with ``widen`` (an update)
     also everyone now inside its areas."""
-    earlier = _earlier_recipients(session, alert_id, version_id)
+    earlier = _earlier_recipients(ctx, alert_id, version_id)
     if not widen:
         return _unique(earlier)
-    return _unique(heapq.merge(earlier, area_recipients(session, content)))
+    return _unique(heapq.merge(earlier, area_recipients(ctx, content)))

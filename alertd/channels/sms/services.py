@@ -302,13 +302,19 @@ def set_opted_out(ctx: Context, phone: str, opted_out: bool, *, by: Actor, via: 
         return True
 
 
-def mark_invalid(ctx: Context, subscriber_id: int, code: str, *, by: Actor) -> None:
-    """The gateway refused the number for good (21211 invalid, 21614 not a mobile)."""
+def mark_unreachable(ctx: Context, subscriber_id: int, *, opted_out: bool, by: Actor) -> None:
+    """The gateway refused the number for good: the person texted STOP to any sender (21610),
+    or the number cannot take texts (21211 invalid, 21614 not a mobile)."""
     with ctx.db.transaction() as session:
         sub = session.get(Subscriber, subscriber_id, with_for_update=True)
-        if sub is not None and not sub.invalid:
+        if sub is None:
+            return
+        if opted_out and not sub.opted_out:
+            sub.opted_out, sub.opted_out_at = True, utcnow()
+            _audit(session, ctx, by, "sms.subscriber.opt_out", sub, via="gateway 21610")
+        elif not opted_out and not sub.invalid:
             sub.invalid = True
-            _audit(session, ctx, by, "sms.subscriber.invalid", sub, code=code)
+            _audit(session, ctx, by, "sms.subscriber.invalid", sub)
 
 
 def join_area(ctx: Context, phone: str, area: str, *, by: Actor) -> Subscriber:

@@ -148,5 +148,4 @@ def test_selection_by_geocode_and_by_shape_each_once_and_only_reachable(
 
 
 def _select(ctx: Context, content: dict[str, object]) -> list[int]:
-    with ctx.db.session() as session:
-        return list(queries.area_recipients(session, content))
+    return list(queries.area_recipients(ctx, content))

@@ -1,0 +1,203 @@
+"""The ``sms`` channel: plans recipients from the subscriber tables, renders one text per
+language, and sends a sub-batch through the gateway with up to ``concurrency`` requests in
+flight. Its deliveries name subscribers by id, so a number is read only just before sending."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from alertd.actor import SYSTEM
+from alertd.alerts.models import Alert, Version
+from alertd.channels.base import (
+    OUT_FAILED,
+    OUT_RETRY,
+    OUT_SENT,
+    OUT_SKIPPED,
+    OUT_THROTTLED,
+    OUT_UNKNOWN,
+    Channel,
+    Outcome,
+    Routes,
+)
+from alertd.channels.models import Delivery
+from alertd.channels.sms import callbacks, queries, services
+from alertd.channels.sms import gateway as gw
+from alertd.channels.sms.messages import TEMPLATE_OF_KIND, texts_for
+from alertd.channels.sms.models import Subscriber
+from alertd.context import Context
+from alertd.db import utcnow
+from alertd.public.links import base_url
+from config import defaults
+
+# An unknown request with no trace at the gateway after this long surely never left.
+RECONCILE_GRACE = timedelta(seconds=60)
+# A 429 is given back as a retry after this long when the gateway named no Retry-After.
+THROTTLE_DEFAULT_SECONDS = 1.0
+
+_OUTCOME = {
+    gw.SENT: OUT_SENT,
+    gw.RETRY: OUT_RETRY,
+    # Rescheduled after Retry-After without using up an attempt.
+    gw.THROTTLED: OUT_THROTTLED,
+    gw.FAILED: OUT_FAILED,
+    gw.UNKNOWN: OUT_UNKNOWN,
+}
+
+
+class SmsChannel(Channel):
+    name = "sms"
+    # Twilio has no idempotency key: a request that got no answer is never resent blindly.
+    idempotent = False
+    # A superseded or ended alert's text is not worth sending.
+    sends_superseded = False
+
+    def __init__(self) -> None:
+        self._texts: dict[int, dict[str, str]] = {}
+        self._gateways: dict[tuple[int, str, str], gw.Gateway] = {}
+
+    def gateway(self, ctx: Context) -> gw.Gateway:
+        # One per process and configuration: the Twilio client keeps its connections alive
+        # between batches.
+        key = (id(ctx), ctx.settings.SMS_BACKEND, ctx.settings.TWILIO_API_BASE)
+        if key not in self._gateways:
+            self._gateways[key] = gw.make_gateway(ctx)
+        return self._gateways[key]
+
+    def configure(self, environ: Mapping[str, str] | None = None) -> None:
+        """The sender's rate (global across workers) and the requests in flight per sub-batch
+        are deployment settings (ALERTD_SMS_RATE, ALERTD_SMS_CONCURRENCY), read here."""
+        env = os.environ if environ is None else environ
+        rate = float(env.get("ALERTD_SMS_RATE") or defaults.SMS_RATE)
+        # Per deployment, not per class: the base declares these as class-level defaults.
+        self.rate = rate if rate > 0 else None  # type: ignore[misc]
+        self.concurrency = int(  # type: ignore[misc]
+            env.get("ALERTD_SMS_CONCURRENCY") or defaults.SMS_CONCURRENCY
+        )
+
+    def routes(self) -> Sequence[Routes]:
+        # Twilio proves itself by its signature, not by a form token.
+        return (Routes(callbacks.bp, csrf_exempt=True),)
+
+    def texts(self, ctx: Context, version: Version) -> dict[str, str]:
+        """The version's text per language, rendered once per process."""
+        if version.id not in self._texts:
+            with ctx.db.session() as session:
+                public_id = session.execute(
+                    select(Alert.public_id).where(Alert.id == version.alert_id)
+                ).scalar_one()
+            if len(self._texts) > 1000:
+                self._texts.clear()
+            self._texts[version.id] = texts_for(
+                ctx.settings, version.kind, version.content, public_id
+            )
+        return self._texts[version.id]
+
+    def render(self, ctx: Context, version: Version) -> str:
+        return self.texts(ctx, version).get("en", "")
+
+    def preview(self, ctx: Context, version: Version) -> dict[str, str]:
+        return self.texts(ctx, version)
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return (str(i) for i in self._recipients(ctx, version))
+
+    def _recipients(self, ctx: Context, version: Version) -> Iterator[int]:
+        # Test and Exercise alerts never reach the public's phones.
+        if version.status != "Actual" or version.kind not in TEMPLATE_OF_KIND:
+            return iter(())
+        if version.kind == "alert":
+            return queries.area_recipients(ctx, version.content)
+        widen = version.kind == "update"
+        return queries.recipients(ctx, version.alert_id, version.id, version.content, widen=widen)
+
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
+        texts = self.texts(ctx, version)
+        ids = [int(d.recipient) for d in deliveries]
+        with ctx.db.session() as session:
+            subs = {
+                s.id: (s.phone, s.language, s.opted_out or s.invalid)
+                for s in session.execute(select(Subscriber).where(Subscriber.id.in_(ids))).scalars()
+            }
+        validity = gw.validity_seconds(version.expires_at)
+        callback = base_url(ctx.settings) + "/twilio/status/{}"
+        outcomes: dict[int, Outcome] = {}
+        to_send: list[tuple[Delivery, gw.Text]] = []
+        for delivery in deliveries:
+            sub = subs.get(int(delivery.recipient))
+            if sub is None or sub[2]:
+                outcomes[delivery.id] = Outcome(delivery.id, OUT_SKIPPED, "no longer subscribed")
+            elif validity <= 0 or not texts:
+                outcomes[delivery.id] = Outcome(delivery.id, OUT_SKIPPED, "the alert has expired")
+            else:
+                text = gw.Text(
+                    delivery.id,
+                    version.alert_id,
+                    sub[0],
+                    texts.get(sub[1], texts["en"]),
+                    callback.format(delivery.id),
+                    validity,
+                )
+                to_send.append((delivery, text))
+        gateway = self.gateway(ctx)
+        workers = max(1, min(ctx.settings.SMS_CONCURRENCY, len(to_send)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(lambda pair: gateway.send(pair[1]), to_send))
+        for (delivery, _), result in zip(to_send, results, strict=True):
+            outcomes[delivery.id] = self._outcome(ctx, delivery, result)
+        return [outcomes[d.id] for d in deliveries]
+
+    def _outcome(self, ctx: Context, delivery: Delivery, result: gw.Result) -> Outcome:
+        if result.code == gw.OPTED_OUT_CODE:
+            services.mark_unreachable(ctx, int(delivery.recipient), opted_out=True, by=SYSTEM)
+        elif result.code in gw.INVALID_CODES:
+            services.mark_unreachable(ctx, int(delivery.recipient), opted_out=False, by=SYSTEM)
+        retry_after = result.retry_after
+        if result.outcome == gw.THROTTLED and retry_after is None:
+            retry_after = THROTTLE_DEFAULT_SECONDS
+        return Outcome(
+            delivery.id,
+            _OUTCOME[result.outcome],
+            result.error,
+            retry_after=retry_after,
+            external_id=result.external_id,
+        )
+
+    def reconcile(self, ctx: Context, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """Ask the gateway's message list whether each unknown text went out since its attempt:
+        found is sent; absent after the grace period is safe to retry; otherwise still unknown."""
+        ids = [int(d.recipient) for d in deliveries]
+        with ctx.db.session() as session:
+            phones = dict(
+                (i, p)
+                for i, p in session.execute(
+                    select(Subscriber.id, Subscriber.phone).where(Subscriber.id.in_(ids))
+                )
+            )
+        gateway, now, settled = self.gateway(ctx), utcnow(), []
+        for delivery in deliveries:
+            phone = phones.get(int(delivery.recipient))
+            since = delivery.attempted_at or delivery.created_at
+            if phone is None:
+                settled.append(Outcome(delivery.id, OUT_SKIPPED, "no longer subscribed"))
+                continue
+            bodies = gateway.sent_since(phone, since - timedelta(seconds=5))
+            if bodies is None:
+                continue
+            if _mentions(bodies, delivery):
+                settled.append(Outcome(delivery.id, OUT_SENT, "found at the gateway"))
+            elif now - since > RECONCILE_GRACE:
+                settled.append(Outcome(delivery.id, OUT_RETRY, "not found at the gateway"))
+        return settled
+
+
+def _mentions(bodies: list[str], delivery: Delivery) -> bool:
+    # Any text to that number since the attempt: this alert's texts are the only ones we send
+    # a subscriber within seconds of each other, and a duplicate costs more than a miss here.
+    return bool(bodies)

@@ -1,0 +1,234 @@
+"""The sms channel in the test process against the Twilio simulator on loopback: who is texted,
+exactly once, in their language; follow-ups to the same people; the error table; callbacks and
+inbound keywords signed as Twilio signs them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from alertd.actor import Actor
+from alertd.alerts import services
+from alertd.broker import RecordingPublisher
+from alertd.channels.models import FAILED, SENT, UNKNOWN, Delivery
+from alertd.channels.registry import registry_for
+from alertd.channels.sms import services as sms
+from alertd.channels.sms.models import ConsoleText, GatewayStatus, Subscriber
+from alertd.channels.sms.segments import count_segments
+from alertd.context import Context
+from tests.support import twilio_sim
+from tests.support.factories import alert_body
+from tests.support.tasks import run_pending_tasks
+
+IN_A = ["+14155550101", "+14155550102", "+14155550103"]
+IN_B = "+14155550201"
+STOPPED = "+14155550104"
+
+
+@pytest.fixture
+def sim() -> Iterator[twilio_sim.Simulator]:
+    with twilio_sim.running() as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def twilio_ctx(ctx: Context, sim: twilio_sim.Simulator, monkeypatch: pytest.MonkeyPatch) -> Context:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", twilio_sim.ACCOUNT_SID)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", twilio_sim.AUTH_TOKEN)
+    monkeypatch.setenv("TWILIO_FROM_NUMBER", "+15005550006")
+    # A stray region must not send the SDK to another host.
+    monkeypatch.setenv("TWILIO_REGION", "au1")
+    ctx.settings = ctx.settings.with_overrides(
+        CHANNELS="sms",
+        SMS_BACKEND="twilio",
+        TWILIO_API_BASE=sim.url,
+        SMS_JOIN_AREAS="LA=SAME=006037",
+    )
+    return ctx
+
+
+def _subscribers(ctx: Context, operator: Actor) -> None:
+    for i, phone in enumerate([*IN_A, STOPPED]):
+        language = "es" if i == 1 else "en"
+        sms.add_subscriber(
+            ctx, {"phone": phone, "language": language, "areas": ["SAME=006037"]}, by=operator
+        )
+    sms.add_subscriber(ctx, {"phone": IN_B, "areas": ["SAME=006075"]}, by=operator)
+    sms.set_opted_out(ctx, STOPPED, True, by=operator, via="sms")
+
+
+def _approved(ctx: Context, officer: Actor, supervisor: Actor, **body: object) -> int:
+    alert = services.create_alert(ctx, alert_body(**body), by=officer)
+    services.submit_alert(ctx, alert.id, by=officer)
+    services.approve_alert(ctx, alert.id, by=supervisor)
+    return alert.id
+
+
+def test_alert_reaches_area_once_update_reaches_the_same_people(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    alert_id = _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+
+    assert sim.per_number() == {p: 1 for p in IN_A}
+    by_number = {t.to: t for t in sim.taken}
+    assert by_number[IN_A[1]].body.startswith("ALERTA AMBER")
+    first = by_number[IN_A[0]].body
+    assert "Jane Doe" in first and "6WCU986" in first and "+1 800 555 0199" in first
+    assert "/a/" in first and count_segments(first).segments == 1
+    assert 0 < (by_number[IN_A[0]].validity_period or 0) <= 3 * 3600
+    assert by_number[IN_A[0]].status_callback.startswith("http://alertd.test/twilio/status/")
+
+    # A subscriber joins A after the alert: an update reaches the people texted before, and
+    # (the area is unchanged) nobody else; a resolution likewise.
+    sms.add_subscriber(ctx, {"phone": "+14155550105", "areas": ["SAME=006075"]}, by=operator)
+    sms.set_opted_out(ctx, IN_A[2], True, by=operator, via="sms")
+    services.resolve_alert(ctx, alert_id, "Found safe.", by=supervisor)
+    run_pending_tasks(ctx, publisher)
+    assert sim.per_number() == {IN_A[0]: 2, IN_A[1]: 2, IN_A[2]: 1}
+    assert "found" in sim.taken[-1].body or "encontrado" in sim.taken[-1].body
+    with ctx.db.session() as session:
+        states = [d.state for d in session.execute(select(Delivery)).scalars()]
+    assert states.count(SENT) == 5
+
+
+def test_error_table_opt_out_invalid_retry_and_unknown(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    sim.script = {IN_A[0]: [21610], IN_A[1]: [21614], IN_A[2]: ["drop"]}
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    with ctx.db.session() as session:
+        subs = {s.phone: s for s in session.execute(select(Subscriber)).scalars()}
+        deliveries = {int(d.recipient): d for d in session.execute(select(Delivery)).scalars()}
+    assert subs[IN_A[0]].opted_out and subs[IN_A[1]].invalid
+    assert deliveries[subs[IN_A[0]].id].state == FAILED
+    # The request was taken and the connection dropped: unknown, never resent blindly...
+    unknown = deliveries[subs[IN_A[2]].id]
+    assert unknown.state == UNKNOWN and sim.requests[IN_A[2]] == 1
+    # ...until the message list says it went: then it is sent, with no second request.
+    channel = registry_for(ctx).get("sms")
+    assert channel is not None
+    settled = channel.reconcile(ctx, [unknown])  # type: ignore[attr-defined]
+    assert [o.state for o in settled] == ["sent"] and sim.requests[IN_A[2]] == 1
+
+
+def test_429_500_and_garbage_are_retried(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    sim.script = {IN_A[0]: ["429"], IN_A[1]: ["500"], IN_A[2]: ["garbage"]}
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    with ctx.db.session() as session:
+        rows = list(session.execute(select(Delivery)).scalars())
+    assert {d.state for d in rows} == {"retry_wait"}
+    assert all(d.last_error for d in rows) and sim.per_number() == {}
+
+
+def test_console_backend_keeps_texts_marked_not_sent(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx.settings = ctx.settings.with_overrides(CHANNELS="sms", SMS_BACKEND="console")
+    _subscribers(ctx, operator)
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    with ctx.db.session() as session:
+        kept = sorted(t.to for t in session.execute(select(ConsoleText)).scalars())
+    assert kept == IN_A
+
+
+def test_status_callbacks_move_forward_only_and_are_signed(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    client: FlaskClient,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    with ctx.db.session() as session:
+        delivery_id = session.execute(select(Delivery.id)).scalars().first()
+    url = f"http://alertd.test/twilio/status/{delivery_id}"
+
+    def post(status: str, signature: str | None = None, path: str = "") -> int:
+        params = {"MessageSid": "SM1", "MessageStatus": status}
+        sig = twilio_sim.sign(path or url, params) if signature is None else signature
+        target = (path or url).removeprefix("http://alertd.test")
+        return client.post(target, data=params, headers={"X-Twilio-Signature": sig}).status_code
+
+    assert post("delivered", signature="forged") == 403
+    assert client.post(url.removeprefix("http://alertd.test"), data={}).status_code == 403
+    for status in ("delivered", "sent", "delivered", "queued"):
+        assert post(status) == 204
+    with ctx.db.session() as session:
+        row = session.get(GatewayStatus, delivery_id)
+        assert row is not None and row.status == "delivered"
+    assert post("sent", path="http://alertd.test/twilio/status/999999") == 404
+
+
+def test_inbound_stop_start_join_help(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    client: FlaskClient,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    url = "http://alertd.test/twilio/inbound"
+
+    def text(sender: str, body: str) -> str:
+        params = {"From": sender, "Body": body}
+        answer = client.post(
+            "/twilio/inbound",
+            data=params,
+            headers={"X-Twilio-Signature": twilio_sim.sign(url, params)},
+        )
+        assert answer.status_code == 200 and answer.mimetype == "application/xml"
+        return answer.get_data(as_text=True)
+
+    assert "no more alerts" in text(IN_A[0], "stop")
+    assert "no more alerts" in text(IN_A[1], "UNSUBSCRIBE")
+    assert "alerts again" in text(STOPPED, "START")
+    assert "Unknown area" in text("+14155550300", "JOIN Atlantis")
+    assert "alerts for LA" in text("+14155550300", "join la")
+    assert "STOP" in text(IN_A[2], "HELP")
+    forged = client.post("/twilio/inbound", data={"From": IN_A[2], "Body": "STOP"})
+    assert forged.status_code == 403
+
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    assert sorted(sim.per_number()) == sorted([IN_A[2], STOPPED, "+14155550300"])
