@@ -16,6 +16,7 @@ from flask import Response, abort, render_template, request
 from sqlalchemy import select
 
 from alertd.alerts.models import ACTIVE, CANCELLED, EXPIRED, RESOLVED, Alert, Version
+from alertd.alerts.text import child_phrase
 from alertd.channels.cap.feeds import strong_etag
 from alertd.channels.cap.message import CAP_NS, primary_subtag
 from alertd.channels.cap.models import CapDocument
@@ -163,7 +164,8 @@ def info_text(xml: bytes | None, language: str) -> InfoText | None:
 def _fallback_text(content: Mapping[str, Any], language: str, first: bool) -> InfoText:
     translated = (content.get("translations") or {}).get(language) or {}
     return InfoText(
-        headline=str(content.get("case_reference") or ""),
+        # Who is missing; never the case reference, which is the police's, not the public's.
+        headline=child_phrase(content),
         description=str(
             translated.get("description") or (content.get("description") if first else "") or ""
         ),
