@@ -18,19 +18,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.alerts.models import ACTIVE, Alert, Photo, Version
 from alertd.alerts.text import summary_text
 from alertd.audit.services import record
-from alertd.channels import registry
 from alertd.channels.base import (
     OUT_FAILED,
     OUT_RETRY,
     OUT_SENT,
     OUT_SKIPPED,
+    OUT_THROTTLED,
     OUT_UNKNOWN,
     Channel,
     Outcome,
@@ -219,16 +219,6 @@ class WebhookChannel(Channel):
                     .with_for_update()
                 ).scalars()
             }
-            given_back = [
-                d.id for d in deliveries if d.id in outcomes and _deferred(outcomes[d.id])
-            ]
-            if given_back and getattr(registry, "OUT_THROTTLED", None) is None:
-                # The claim counted an attempt for these; none was made (see _defer).
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id.in_(given_back), Delivery.attempts > 0)
-                    .values(attempts=Delivery.attempts - 1)
-                )
             for job, result in zip(jobs, results, strict=True):
                 delivery = job.delivery
                 for answer in result.answers or [sender_answer(result)]:
@@ -297,6 +287,9 @@ def _outcome(delivery: Delivery, result: sender.Result) -> Outcome:
         return Outcome(delivery.id, OUT_RETRY, result.error, retry_after=delay)
     if result.state == sender.UNKNOWN:
         return Outcome(delivery.id, OUT_UNKNOWN, result.error)
+    if result.state == sender.THROTTLED:
+        # A 429: the endpoint is alive and asks us to slow down; no attempt is used up.
+        return Outcome(delivery.id, OUT_THROTTLED, result.error, retry_after=result.retry_after)
     return Outcome(delivery.id, OUT_FAILED, result.error)
 
 
@@ -313,21 +306,9 @@ def _breaker(ctx: Context, endpoint: Endpoint, result: sender.Result, now: datet
         endpoint.circuit_open_until = now + timedelta(seconds=seconds)
 
 
-DEFER_PREFIX = "deferred: "
-
-
-def _deferred(outcome: Outcome) -> bool:
-    return outcome.error.startswith(DEFER_PREFIX)
-
-
 def _defer(delivery: Delivery, why: str, seconds: float) -> Outcome:
-    """Wait without spending an attempt: the engine's ``throttled`` outcome where it exists;
-    otherwise a retry whose attempt is given back (the claim counted one, nothing was sent)."""
-    throttled = getattr(registry, "OUT_THROTTLED", None)
-    if throttled is not None:
-        return Outcome(delivery.id, throttled, DEFER_PREFIX + why, retry_after=seconds)
-    delivery.attempts = max(0, delivery.attempts - 1)
-    return Outcome(delivery.id, OUT_RETRY, DEFER_PREFIX + why, retry_after=seconds)
+    """Wait without spending an attempt (nothing was sent): the engine's ``throttled``."""
+    return Outcome(delivery.id, OUT_THROTTLED, f"deferred: {why}", retry_after=seconds)
 
 
 def _view(ctx: Context, endpoint: Endpoint) -> sender.EndpointView:

@@ -19,6 +19,7 @@ from alertd.channels.webhooks.http import Answer, Limits, request
 from alertd.channels.webhooks.ssrf import Target
 
 SENT, RETRY, FAILED, GONE, UNKNOWN = "sent", "retry", "failed", "gone", "unknown"
+THROTTLED = "throttled"
 # Retry-After is honoured between these bounds (seconds).
 RETRY_AFTER_BOUNDS = (1.0, 1800.0)
 USER_AGENT = "alertd-webhooks/1"
@@ -129,7 +130,9 @@ def _judge(
         return Result(SENT, external_id=external_id, answers=answers)
     if status == 410:
         return Result(GONE, "the endpoint answered 410 Gone: disabled", answers=answers)
-    if status == 429 or status >= 500:
+    if status == 429:
+        return Result(THROTTLED, "HTTP 429", _retry_after(answer), answers=answers)
+    if status >= 500:
         return Result(RETRY, f"HTTP {status}", _retry_after(answer), answers=answers)
     if 300 <= status < 400:
         where = answer.headers.get("Location", "")

@@ -224,3 +224,17 @@ def test_no_retry_past_expiry_but_the_cancel_is_still_delivered(flow: Flow) -> N
         flow.run()
         assert [s.at for s in receiver.requests()] and len(receiver.requests()) == 2
     assert [d.state for d in flow.deliveries()] == ["failed", "sent"]
+
+
+def test_429_is_throttled_and_uses_up_no_attempt(flow: Flow) -> None:
+    slow_down = (429, {"Retry-After": "1"}, b"")
+    with running(StandardReceiver()) as receiver:
+        receiver.secret = flow.endpoint(receiver.url).secret
+        receiver.respond = Script([slow_down] * 9 + [(200, {}, b"")])
+        flow.publish()
+        flow.run()
+        for _ in range(9):
+            flow.retry_now()
+        assert len(receiver.requests()) == 10  # more 429s than DELIVERY_MAX_ATTEMPTS allows
+    [delivery] = flow.deliveries()
+    assert delivery.state == "sent" and delivery.attempts == 1
