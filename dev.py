@@ -80,9 +80,10 @@ def run_tests(extra: list[str]) -> int:
     postgres = os.environ.get("ALERTD_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     if postgres_answers(postgres):
         print("\n== test suite on PostgreSQL", flush=True)
-        # The browser drives the same pages whatever the database; once is enough.
+        # The browser drives the same pages whatever the database; once is enough. So do the
+        # tests marked ``once`` (the embedded broker's stress run).
         pg = subprocess.run(
-            [*pytest, "-m", "not browser"],
+            [*pytest, "-m", "not browser and not once"],
             cwd=ROOT,
             check=False,
             env=env | {"ALERTD_TEST_DATABASE_URL": postgres},

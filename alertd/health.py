@@ -21,11 +21,13 @@ class Backlog:
     oldest_due_delivery_seconds: float
     unknown_deliveries: int
 
+    @property
+    def oldest_untaken_seconds(self) -> float:
+        """How long the oldest work no worker has taken has waited: dispatch's liveness."""
+        return max(self.oldest_untaken_outbox_seconds, self.oldest_due_delivery_seconds)
+
     def healthy(self, max_age_seconds: float) -> bool:
-        return (
-            max(self.oldest_untaken_outbox_seconds, self.oldest_due_delivery_seconds)
-            <= max_age_seconds
-        )
+        return self.oldest_untaken_seconds <= max_age_seconds
 
 
 def backlog(ctx: Context) -> Backlog:

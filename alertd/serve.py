@@ -1,5 +1,5 @@
 """``alertd serve``: the whole dispatcher in one command — web, worker and scheduler — on the
-embedded default (SQLite and a folder broker) or on whatever the settings name."""
+embedded default (SQLite and a SQLite-file broker) or on whatever the settings name."""
 
 from __future__ import annotations
 
@@ -15,16 +15,20 @@ from pathlib import Path
 
 from alertd.cli import ensure_first_admin
 from alertd.context import make_context
+from alertd.health import backlog
 from alertd.observe.logs import configure_logging
 from alertd.observe.views import MULTIPROC_ENV
 from alertd.schema import upgrade
 from alertd.settings import PREFIX, REPO_ROOT, Settings, local_url
+from alertd.supervise import Supervisor
 
 WEB_THREADS = 8
 # The worker and the scheduler touch these when they have started (workers/app.py); the
 # banner waits for both, so their start-up lines come before it.
 READY_FILES = {"worker": "worker-ready", "beat": "beat-ready"}
 READY_WAIT_SECONDS = 30.0
+# Stands for the beat schedule file's path in the command, filled in from the settings.
+BEAT_SCHEDULE = "{schedule}"
 
 
 def _child_environment(settings: Settings) -> dict[str, str]:
@@ -40,9 +44,8 @@ def _child_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_background(settings: Settings) -> list[subprocess.Popen[bytes]]:
-    """Start a Celery worker and Celery beat as child processes."""
-    env = _child_environment(settings)
+def background_commands() -> dict[str, list[str]]:
+    """The Celery worker and Celery beat, as ``serve`` runs them."""
     celery = [sys.executable, "-m", "celery", "-A", "workers.app"]
     worker = [
         *celery,
@@ -56,25 +59,8 @@ def start_background(settings: Settings) -> list[subprocess.Popen[bytes]]:
         "--without-gossip",
         "--without-mingle",
     ]
-    beat = [
-        *celery,
-        "beat",
-        "--loglevel=WARNING",
-        "--schedule",
-        str(settings.instance_path / "celerybeat-schedule"),
-    ]
-    return [subprocess.Popen(cmd, env=env, cwd=REPO_ROOT) for cmd in (worker, beat)]
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    beat = [*celery, "beat", "--loglevel=WARNING", "--schedule", BEAT_SCHEDULE]
+    return {"worker": worker, "beat": beat}
 
 
 def serve_web(
@@ -164,16 +150,34 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
     markers = [settings.instance_path / name for name in READY_FILES.values()]
     for marker in markers:
         marker.unlink(missing_ok=True)
-    processes = start_background(settings)
-    _wait_until_ready(markers, processes)
-    url = f"{local_url(settings.HOST, settings.PORT)}/"
+    commands = background_commands()
+    commands["beat"] = [
+        str(settings.instance_path / "celerybeat-schedule") if part == BEAT_SCHEDULE else part
+        for part in commands["beat"]
+    ]
+    watch_ctx = make_context(settings)
+    supervisor = Supervisor(
+        commands,
+        env=_child_environment(settings),
+        cwd=REPO_ROOT,
+        stalled_for=lambda: backlog(watch_ctx).oldest_untaken_seconds,
+        stall_seconds=settings.STALL_SECONDS,
+    )
     # A plain kill must stop the worker and scheduler too, not leave them running orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        supervisor.start()
+        _wait_until_ready(markers, supervisor.processes)
+        supervisor.watch()
+        url = f"{local_url(settings.HOST, settings.PORT)}/"
         return serve_web(
             settings, listening=lambda: print(banner(url, password, settings), flush=True)
         )
     except KeyboardInterrupt:
         return 0
     finally:
-        _stop(processes)
+        # More Ctrl-Cs must not interrupt the stopping: it ends in SIGKILL for a wedged child.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+        watch_ctx.close()

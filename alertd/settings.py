@@ -53,6 +53,7 @@ class Settings:
     LOGIN_MAX_FAILURES: int
     LOGIN_WINDOW_SECONDS: int
     SWEEP_SECONDS: float
+    STALL_SECONDS: float  # untaken work older than this: dispatch is stalled
     OUTBOX_REPUBLISH_SECONDS: float
     DELIVERY_LEASE_SECONDS: int
     DELIVERY_BATCH_SIZE: int
@@ -93,15 +94,11 @@ class Settings:
 
     @property
     def broker_url(self) -> str:
-        return self.BROKER_URL or "filesystem://"
+        return self.BROKER_URL or f"sqla+sqlite:///{self.instance_path / 'broker.sqlite3'}"
 
     @property
     def embedded_broker(self) -> bool:
-        return self.broker_url.startswith("filesystem://")
-
-    @property
-    def broker_folder(self) -> Path:
-        return self.instance_path / "broker"
+        return self.broker_url.startswith("sqla+sqlite://")
 
     @property
     def audit_checkpoint_dir(self) -> Path:

@@ -3,7 +3,7 @@ worker taking that row, through a real Celery worker process.
 
     .venv/bin/python -m benchmarks.dispatch_latency [--approvals 200]
 
-Cases, side by side in one run: the embedded default (SQLite + folder broker), Redis with
+Cases, side by side in one run: the embedded default (SQLite + SQLite-file broker), Redis with
 SQLite, and Redis with PostgreSQL (when one answers). Results go to docs/benchmarks.md.
 """
 
@@ -149,7 +149,7 @@ def main() -> None:
         root = Path(tmp)
         results.append(
             run_case(
-                "embedded (SQLite + folder broker)",
+                "embedded (SQLite + SQLite-file broker)",
                 f"sqlite:///{root / 'embedded.sqlite3'}",
                 "",
                 root / "e",

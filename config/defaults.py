@@ -5,7 +5,8 @@ prefixed ``ALERTD_`` (``DATABASE_URL`` -> ``ALERTD_DATABASE_URL``); README lists
 INSTANCE_PATH = "instance"
 # Empty means a SQLite file in the instance folder.
 DATABASE_URL = ""
-# Empty means the embedded broker: a filesystem queue in the instance folder, no server.
+# Empty means the embedded broker: kombu's SQLAlchemy transport on broker.sqlite3 in the
+# instance folder (sqla+sqlite:///...), no server.
 BROKER_URL = ""
 # Empty means a random key generated once and stored in the instance folder.
 SECRET_KEY = ""
@@ -79,6 +80,9 @@ LOGIN_WINDOW_SECONDS = 900
 
 # Delivery machinery.
 SWEEP_SECONDS = 5.0
+# Work left untaken longer than this means dispatch is stalled: the console shows a banner,
+# `alertd serve` restarts its worker, `alertd health` fails.
+STALL_SECONDS = 60.0
 OUTBOX_REPUBLISH_SECONDS = 5.0
 DELIVERY_LEASE_SECONDS = 60
 DELIVERY_BATCH_SIZE = 100

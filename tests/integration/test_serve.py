@@ -4,6 +4,7 @@ no server installed, an approved alert reaches its channels, and stopping it sto
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -91,11 +92,83 @@ def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path)
             metrics = r.read().decode()
         assert 'alertd_delivery_outcomes_total{channel="log",outcome="sent"} 1.0' in metrics
         assert 'alertd_approval_to_first_send_seconds_count{channel="cap"} 1.0' in metrics
+        groups = _children(serve.pid)
+        assert len(groups) == 2, "a worker and a scheduler"
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=40)
         log.close()
-    leftovers = subprocess.run(
-        ["pgrep", "-s", str(serve.pid)], capture_output=True, text=True, check=False
+    # Each child runs in a process group of its own; nothing of any of them may be left.
+    leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
+    assert leftovers == [], "worker or scheduler still running after serve stopped"
+
+
+def _pgrep(*args: str) -> list[str]:
+    return subprocess.run(
+        ["pgrep", *args], capture_output=True, text=True, check=False
     ).stdout.split()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(each) for each in _pgrep("-P", str(pid))]
+
+
+def _worker_pid(serve_pid: int) -> int:
+    found = _pgrep("-P", str(serve_pid), "-f", "celery -A workers.app worker")
+    assert len(found) == 1, found
+    return int(found[0])
+
+
+def test_serve_restarts_a_killed_worker_and_the_backlog_drains(tmp_path: Path) -> None:
+    port = free_port()
+    env = alertd_env(INSTANCE_PATH=str(tmp_path / "instance"), CHANNELS="log")
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
+    serve = subprocess.Popen(
+        [*ALERTD, "serve", "--port", str(port)],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: "password: " in log_path.read_text(), 60, message="the banner")
+        _cli(env, "users", "create", "officer1", "--role", "officer", stdin="officer password\n")
+        _cli(env, "users", "create", "super1", "--role", "supervisor", stdin="supervisor pass\n")
+        officer = _cli(env, "tokens", "create", "officer1")
+        supervisor = _cli(env, "tokens", "create", "super1")
+        base = f"http://127.0.0.1:{port}/api/v1/alerts"
+        first = _worker_pid(serve.pid)
+        os.kill(first, signal.SIGKILL)
+        # Approved while no worker runs: the backlog the restarted worker must drain.
+        alerts = []
+        for _ in range(3):
+            alert = _call(base, officer, alert_body())
+            _call(f"{base}/{alert['id']}/submit", officer, {})
+            _call(f"{base}/{alert['id']}/approve", supervisor, {})
+            alerts.append(alert["id"])
+
+        def restarted() -> bool:
+            found = _pgrep("-P", str(serve.pid), "-f", "celery -A workers.app worker")
+            return bool(found) and int(found[0]) != first
+
+        wait_for(restarted, 30, interval=0.2, message="serve to restart the worker")
+        assert "the worker (pid" in log_path.read_text()
+        assert "killed by SIGKILL" in log_path.read_text()
+
+        def drained() -> bool:
+            return all(
+                _call(f"{base}/{each}", supervisor)["deliveries"].get("log") == {"sent": 1}
+                for each in alerts
+            )
+
+        wait_for(drained, 60, interval=0.3, message="the restarted worker to drain the backlog")
+        assert _cli(env, "health").startswith("oldest untaken outbox row: 0 s")
+        groups = _children(serve.pid)
+    finally:
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=40)
+        log.close()
+    leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
     assert leftovers == [], "worker or scheduler still running after serve stopped"
