@@ -42,6 +42,7 @@ from alertd.alerts.forms import (
     zone_offset,
 )
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
+from alertd.alerts.previews import channel_previews
 from alertd.alerts.progress import alert_progress
 from alertd.alerts.review import readable_diff, stale_translations
 from alertd.alerts.text import child_phrase, summary_text
@@ -380,6 +381,9 @@ def _show_context(alert_id: int) -> dict[str, Any]:
                 ),
                 "stale": stale_translations(alert.content, proposal.content),
                 "text": summary_text(preview),
+                "channels": channel_previews(
+                    ctx(), proposal.content, kind="update", status=alert.status
+                ),
                 "photo_changed": proposal.photo_id != alert.photo_id,
                 "own": proposal.proposed_by_id == actor.user_id,
             }
@@ -406,6 +410,11 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "criteria": criteria,
         "rule_set": rule_set,
         "preview_text": preview_text,
+        "channel_previews": channel_previews(
+            ctx(), alert.content, kind="alert", status=alert.status
+        )
+        if alert.state == PENDING
+        else ([], []),
         "content_warnings": content_warnings(alert.content, ipaws=settings.CAP_IPAWS),
         "minutes_left": left,
         "near_expiry": alert.state == ACTIVE and left < settings.EXPIRY_WARNING_MINUTES,
