@@ -151,6 +151,9 @@ ROUTES: dict[str, Row] = {
     # Scraped from loopback or with its own bearer token (ALERTD_METRICS_TOKEN), never with a
     # user's credentials.
     "GET /metrics": Row(frozenset(), "403"),
+    # Twilio callbacks prove themselves by signature; no credential of ours opens them.
+    "POST /twilio/inbound": Row(frozenset(), "403"),
+    "POST /twilio/status/<int:delivery_id>": Row(frozenset(), "403"),
 }
 
 # Values for path arguments. Ids name the sample alert or nothing; a name is officer1.
