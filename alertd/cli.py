@@ -250,15 +250,16 @@ def cmd_health(args: argparse.Namespace) -> int:
     with _context() as ctx:
         found = backlog(ctx)
         _warn_zone(ctx)
+        max_age = ctx.settings.STALL_SECONDS if args.max_age is None else args.max_age
     print(
         f"oldest untaken outbox row: {found.oldest_untaken_outbox_seconds:.0f} s; "
         f"oldest due delivery: {found.oldest_due_delivery_seconds:.0f} s; "
         f"deliveries with unknown outcome: {found.unknown_deliveries}"
     )
-    if found.healthy(args.max_age):
+    if found.healthy(max_age):
         return 0
     print(
-        f"UNHEALTHY: work older than {args.max_age:.0f} s is not being taken; restart the workers",
+        f"UNHEALTHY: work older than {max_age:.0f} s is not being taken; restart the workers",
         file=sys.stderr,
     )
     return 1
@@ -446,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--max-age",
         type=float,
-        default=60.0,
-        help="seconds work may wait before the workers count as stuck",
+        default=None,
+        help="seconds work may wait before the workers count as stuck (ALERTD_STALL_SECONDS)",
     )
     health.set_defaults(func=cmd_health)
 

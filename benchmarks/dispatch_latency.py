@@ -10,6 +10,7 @@ SQLite, and Redis with PostgreSQL (when one answers). Results go to docs/benchma
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -31,7 +32,10 @@ from tests.support.database import reset_schema
 from tests.support.factories import alert_body
 from tests.support.processes import CeleryProcess, RedisServer, alertd_env, wait_for
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The same variable as dev.py's PostgreSQL pass (a shared machine gives each user a database).
+POSTGRES = os.environ.get(
+    "ALERTD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 # Approvals are spaced so that each one measures latency, not a queue behind the previous.
 SPACING_SECONDS = 0.05
 WARMUP = 5

@@ -16,6 +16,7 @@ from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_setting
 from alertd.web.errors import register_error_pages
 from alertd.web.filters import register_filters
 from alertd.web.http_cache import PublicAwareSessionInterface
+from alertd.web.stall import register_stall_banner
 
 csrf = CSRFProtect()
 
@@ -62,6 +63,7 @@ def create_app(
     app.session_interface = PublicAwareSessionInterface()
     csrf.init_app(app)
     register_filters(app)
+    register_stall_banner(app)
 
     from alertd.accounts.api import bp as accounts_api_bp
     from alertd.accounts.views import bp as accounts_bp
