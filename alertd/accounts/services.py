@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -120,11 +121,44 @@ def _throttled(
 throttled_counts: Counter[tuple[str, str | None]] = Counter()
 
 
+# (account, address) pairs found throttled, until when (monotonic): further attempts within it
+# are refused from memory, without a database transaction, which on SQLite would take the one
+# write lock that approvals need. The database stays the truth; this only saves asking it.
+# Each web application keeps its own (in app.extensions).
+ThrottleMemo = dict[tuple[str, str | None], float]
+THROTTLE_MEMO_SECONDS = 30.0
+
+
+def known_throttled(memo: ThrottleMemo, username: str, address: str | None) -> bool:
+    """True when this account and address were found throttled moments ago (and counts it)."""
+    key = (storable(username, 120)[:60], address)
+    until = memo.get(key)
+    if until is None or until <= time.monotonic():
+        return False
+    throttled_counts[key] += 1
+    return True
+
+
+def _remember_throttled(memo: ThrottleMemo, key: tuple[str, str | None], window: int) -> None:
+    now = time.monotonic()
+    if len(memo) > 10_000:
+        for old in [k for k, until in memo.items() if until <= now]:
+            memo.pop(old, None)
+    memo[key] = now + min(window, THROTTLE_MEMO_SECONDS)
+
+
 def _record_throttled(
-    session: Session, anonymous: Actor, username: str, address: str | None, window: int
+    session: Session,
+    anonymous: Actor,
+    username: str,
+    address: str | None,
+    window: int,
+    memo: ThrottleMemo | None,
 ) -> None:
     key = (username[:60], address)
     throttled_counts[key] += 1
+    if memo is not None:
+        _remember_throttled(memo, key, window)
     since = utcnow() - timedelta(seconds=window)
     already = session.execute(
         select(AuditEntry.id)
@@ -157,6 +191,7 @@ def authenticate(
     user_agent: str | None,
     max_failures: int,
     window_seconds: int,
+    memo: ThrottleMemo | None = None,
 ) -> User:
     """Check a password login. Failures are audited in the caller's transaction, and count
     towards the rate limit per account and per address."""
@@ -164,7 +199,7 @@ def authenticate(
     username = storable(username, 120)
     anonymous = Actor(None, username[:120] or "anonymous", "none", address, user_agent)
     if _throttled(session, username, address, window_seconds, max_failures):
-        _record_throttled(session, anonymous, username, address, window_seconds)
+        _record_throttled(session, anonymous, username, address, window_seconds, memo)
         raise TooManyRequests("Too many failed logins. Wait a few minutes and try again.")
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     valid = False

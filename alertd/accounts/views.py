@@ -9,6 +9,7 @@ from typing import Any
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -26,6 +27,7 @@ from alertd.accounts.services import (
     change_password,
     create_token,
     create_user,
+    known_throttled,
     list_tokens,
     list_users,
     record_logout,
@@ -38,6 +40,7 @@ from alertd.web.auth import client_address, ctx, load_session_actor, login_requi
 from alertd.web.http_cache import is_public_request
 
 bp = Blueprint("accounts", __name__)
+THROTTLED = "Too many failed logins. Wait a few minutes and try again."
 
 
 @bp.before_app_request
@@ -76,6 +79,12 @@ def login() -> ResponseReturnValue:
     password = request.form.get("password", "")
     settings = ctx().settings
     refusal: ServiceError | None = None
+    memo = current_app.extensions.setdefault("alertd.throttle_memo", {})
+    if known_throttled(memo, username, client_address()):
+        # Refused from memory: a flood must not queue for the database beside approvals.
+        return render_template(
+            "accounts/login.html", next=next_url, username=username, error=THROTTLED
+        ), 429
     with ctx().db.transaction() as db:
         # authenticate() writes the failure's audit entry and then raises; catching here,
         # inside the transaction, lets the commit keep that entry for the rate limit.
@@ -88,6 +97,7 @@ def login() -> ResponseReturnValue:
                 user_agent=request.headers.get("User-Agent", "")[:500],
                 max_failures=settings.LOGIN_MAX_FAILURES,
                 window_seconds=settings.LOGIN_WINDOW_SECONDS,
+                memo=memo,
             )
             user_id, epoch = user.id, user.session_epoch
         except (Unauthenticated, TooManyRequests) as error:
