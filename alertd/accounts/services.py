@@ -409,10 +409,11 @@ def touch_token(session: Session, token_id: int) -> None:
     )
 
 
-def list_tokens(session: Session, *, by: Actor | None) -> list[ApiToken]:
-    """Every token for an admin or the command line; one's own for anybody else."""
+def list_tokens(session: Session, *, by: Actor | None, own_only: bool = False) -> list[ApiToken]:
+    """Every token for an admin or the command line; one's own for anybody else (and for an
+    admin who asks for only their own)."""
     query = select(ApiToken).order_by(ApiToken.id)
-    if by is not None and not by.can("tokens.manage"):
+    if by is not None and (own_only or not by.can("tokens.manage")):
         query = query.where(ApiToken.user_id == by.user_id)
     return list(session.execute(query).scalars())
 

@@ -3,7 +3,6 @@ route shares."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from flask import (
@@ -20,6 +19,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from alertd.accounts.models import ApiToken
 from alertd.accounts.services import (
@@ -125,7 +125,7 @@ def logout() -> ResponseReturnValue:
     return redirect(url_for("accounts.login"))
 
 
-def _token_rows(db: Any, actor: Actor) -> list[dict[str, Any]]:
+def _token_rows(db: Session, actor: Actor, *, own_only: bool = False) -> list[dict[str, Any]]:
     return [
         {
             "id": t.id,
@@ -136,7 +136,7 @@ def _token_rows(db: Any, actor: Actor) -> list[dict[str, Any]]:
             "last_used_at": t.last_used_at,
             "revoked_at": t.revoked_at,
         }
-        for t in list_tokens(db, by=actor)
+        for t in list_tokens(db, by=actor, own_only=own_only)
     ]
 
 
@@ -237,8 +237,8 @@ def _account_page(
     new_token: dict[str, str] | None = None,
 ) -> ResponseReturnValue:
     with ctx().db.session() as db:
-        own = replace(g.actor, role="none")  # Only one's own tokens here, even for an admin.
-        tokens = _token_rows(db, own)
+        # Only one's own tokens here, even for an admin (who sees all on the users page).
+        tokens = _token_rows(db, g.actor, own_only=True)
     return render_template(
         "accounts/account.html",
         tokens=tokens,
