@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import (
     Blueprint,
@@ -71,11 +71,17 @@ def _actor() -> Actor:
 
 
 def _photo(request_files: Any) -> bytes | None:
+    """The photo chosen now, else the one held from a refused attempt of the same form."""
+    if "photo_bytes" in g:
+        return cast(bytes | None, g.photo_bytes)
     upload = request_files.get("photo")
-    if upload is None or not upload.filename:
-        return None
-    data: bytes = upload.read()
-    # An empty file chosen by mistake is the service's to refuse, with its own message.
+    data: bytes | None = None
+    if upload is not None and upload.filename:
+        # An empty file chosen by mistake is the service's to refuse, with its own message.
+        data = upload.read()
+    elif request.form.get("held_photo"):
+        data = services.held_photo(ctx(), request.form["held_photo"][:100])
+    g.photo_bytes = data
     return data
 
 
@@ -148,6 +154,9 @@ def _render_form(
                 other[path] = message
             else:
                 errors[name] = message
+    # A refused form keeps its photo: held server-side, named in a hidden field.
+    photo = _photo(request.files) if request.method == "POST" else None
+    held = services.hold_photo(ctx(), photo) if photo else None
     jurisdiction = values.get("jurisdiction") or ctx().settings.DEFAULT_JURISDICTION
     rule_set = rule_sets.get(jurisdiction) or rule_sets[ctx().settings.DEFAULT_JURISDICTION]
     targets = {
@@ -174,6 +183,7 @@ def _render_form(
         },
         banner=STATUS_BANNERS.get(values.get("status", "")),
         default_minutes=ctx().settings.DEFAULT_ALERT_MINUTES,
+        held_photo=held,
     ), status
 
 

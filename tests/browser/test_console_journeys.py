@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from alertd.actor import Actor
 from alertd.alerts import services
-from alertd.alerts.models import Version
+from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
 from alertd.context import Context
 from alertd.web.app import create_app
@@ -29,7 +29,7 @@ from tests.support.browser import (
     axe_violations,
     screenshot,
 )
-from tests.support.factories import alert_body
+from tests.support.factories import alert_body, png_bytes
 from tests.support.tasks import run_pending_tasks
 
 pytestmark = pytest.mark.browser
@@ -193,3 +193,36 @@ def test_a_supervisor_reviews_an_update_as_a_readable_diff_and_approves_it(
     screenshot(browser, "update-review")
     _submit_and_wait(browser, _button(browser, "Approve update"))
     assert _kinds(ctx, alert.id) == ["alert", "update"]
+
+
+def test_an_error_keeps_the_photo_in_the_browser(
+    server: str, browser: Any, ctx: Context, officer: Actor, tmp_path: Any
+) -> None:
+    # given: the raise form filled with a photo and an age the form cannot read
+    photo = tmp_path / "jane.png"
+    photo.write_bytes(png_bytes(64, 64))
+    _login(browser, server, "officer1")
+    browser.get(f"{server}/alerts/new")
+    for element_id, value in {
+        "case_reference": "NCIC-2026-000777",
+        "children-0-name": "Jane Doe",
+        "children-0-age": "seven",
+        "tip_line": "+1 800 555 0199",
+    }.items():
+        _by_id(browser, element_id).send_keys(value)
+    _by_id(browser, "photo").send_keys(str(photo))
+
+    # when
+    _submit_and_wait(browser, _button(browser, "Save draft"))
+
+    # then: refused, the photo kept; corrected and saved without choosing it again
+    assert "Photo kept" in _by_id(browser, "photo-kept").text
+    _no_serious_violations(browser)
+    age = _by_id(browser, "children-0-age")
+    age.clear()
+    age.send_keys("7")
+    _submit_and_wait(browser, _button(browser, "Save draft"))
+    assert _by_id(browser, "alert-state").text.lower() == "draft"
+    with ctx.db.session() as session:
+        [alert] = session.execute(select(Alert)).scalars()
+        assert alert.photo_id is not None

@@ -10,7 +10,13 @@ from alertd.alerts.services.approval import (
     reject_alert,
     reject_update,
 )
-from alertd.alerts.services.drafting import create_alert, edit_alert, submit_alert
+from alertd.alerts.services.drafting import (
+    create_alert,
+    edit_alert,
+    held_photo,
+    hold_photo,
+    submit_alert,
+)
 from alertd.alerts.services.endings import (
     cancel_alert,
     due_for_expiry,
@@ -39,6 +45,8 @@ __all__ = [
     "extend_alert",
     "get_alert",
     "get_alert_by_public_id",
+    "held_photo",
+    "hold_photo",
     "is_ended",
     "list_alerts",
     "live_references",

@@ -16,6 +16,7 @@ from alertd.alerts.models import (
     PENDING,
     Alert,
 )
+from alertd.alerts.photos import photo_by_name, store_photo
 from alertd.alerts.services._common import (
     _apply_content,
     _audit,
@@ -29,7 +30,7 @@ from alertd.alerts.services._common import (
 )
 from alertd.context import Context
 from alertd.db import utcnow
-from alertd.errors import Invalid
+from alertd.errors import Invalid, ServiceError
 
 # Unambiguous characters for public ids that are read aloud over a radio.
 _PUBLIC_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -124,3 +125,21 @@ def submit_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
             session, by, "alert.submit", alert, before={"state": DRAFT}, after={"state": PENDING}
         )
         return alert
+
+
+def hold_photo(ctx: Context, data: bytes) -> str | None:
+    """Keep the photo of a form that was refused, so the officer need not choose it again;
+    its name goes back in the form. None when the photo itself is refused (its error says why).
+    Stored like any photo (by content hash) and never public until a version carries it."""
+    try:
+        with ctx.db.transaction() as session:
+            photo = store_photo(session, data, max_bytes=ctx.settings.MAX_PHOTO_BYTES)
+            return f"{photo.sha256}.{photo.extension}"
+    except ServiceError:
+        return None
+
+
+def held_photo(ctx: Context, name: str) -> bytes | None:
+    with ctx.db.session() as session:
+        photo = photo_by_name(session, name)
+        return photo.data if photo is not None else None
