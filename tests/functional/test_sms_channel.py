@@ -19,6 +19,7 @@ from alertd.channels.sms import services as sms
 from alertd.channels.sms.models import ConsoleText, GatewayStatus, Subscriber
 from alertd.channels.sms.segments import count_segments
 from alertd.context import Context
+from alertd.errors import Invalid
 from tests.support import twilio_sim
 from tests.support.factories import alert_body
 from tests.support.tasks import run_pending_tasks
@@ -232,3 +233,27 @@ def test_inbound_stop_start_join_help(
     _approved(ctx, officer, supervisor)
     run_pending_tasks(ctx, publisher)
     assert sorted(sim.per_number()) == sorted([IN_A[2], STOPPED, "+14155550300"])
+
+
+def test_a_text_past_three_segments_is_refused_at_approval_and_nothing_is_sent(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    # Curly quotes switch the text to UCS-2 (67 units a part): a 150-character name makes
+    # four parts.
+    child = {**alert_body()["children"][0], "name": "Jane “" + "x" * 140 + "” Doe"}
+    alert = services.create_alert(ctx, alert_body(children=[child]), by=officer)
+    services.submit_alert(ctx, alert.id, by=officer)
+    with pytest.raises(Invalid) as refused:
+        services.approve_alert(ctx, alert.id, by=supervisor)
+    assert "segments" in refused.value.message and "UCS-2" in refused.value.message
+    run_pending_tasks(ctx, publisher)
+    assert sim.per_number() == {}
+    with ctx.db.session() as session:
+        assert session.execute(select(Delivery)).first() is None

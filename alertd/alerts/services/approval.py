@@ -33,9 +33,36 @@ from alertd.alerts.services._common import (
 )
 from alertd.alerts.services.publication import _publish
 from alertd.audit.digests import version_detail
+from alertd.channels.sms.messages import MAX_SEGMENTS, texts_for, too_long
 from alertd.context import Context
 from alertd.db import utcnow
 from alertd.errors import Conflict, Invalid
+
+
+def _check_text_length(
+    ctx: Context, alert: Alert, kind: str, content: dict[str, Any], by: Actor, action: str
+) -> None:
+    """A text message past three segments is refused at approval, with its count: nothing is
+    published, so nothing is sent on any channel."""
+    if "sms" not in ctx.channels.names():
+        return
+    long = too_long(texts_for(ctx.settings, kind, content, alert.public_id))
+    if long:
+        counts = {
+            f"sms.{lang}": f"{c.segments} segments ({c.characters} characters, {c.encoding}); "
+            f"at most {MAX_SEGMENTS}"
+            for lang, c in long.items()
+        }
+        first = next(iter(counts.items()))
+        raise _refusal(
+            Invalid,
+            f"The SMS text is too long: {first[0]} takes {first[1]}. Shorten the names, "
+            "vehicle or tip line.",
+            by,
+            action,
+            alert,
+            counts,
+        )
 
 
 def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
@@ -70,6 +97,7 @@ def approve_alert(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
                 "alert.approve",
                 alert,
             )
+        _check_text_length(ctx, alert, "alert", alert.content, by, "alert.approve")
         alert.state, alert.approved_by_id, alert.approved_at = ACTIVE, by.user_id, now
         version = _publish(ctx, session, alert, "alert", "Alert", by, now)
         _audit(
@@ -209,6 +237,7 @@ def approve_update(ctx: Context, alert_id: int, *, by: Actor, proposal_id: objec
                 Conflict, "The proposed expiry has passed.", by, "alert.approve_update", alert
             )
         content = proposal.content
+        _check_text_length(ctx, alert, "update", content, by, "alert.approve_update")
         if proposal.expires_at == proposal.base_expires_at:
             # The proposer left the expiry alone: an extension approved since then stands.
             content = dict(content, expires_at=alert.expires_at.isoformat())

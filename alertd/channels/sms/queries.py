@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.geometry import EARTH_RADIUS_KM
-from alertd.channels.models import SENT, UNKNOWN, Delivery
+from alertd.channels.models import SENDING, SENT, UNKNOWN, Delivery
 from alertd.channels.sms.models import Subscriber, SubscriberArea
 from alertd.channels.sms.services import PERMISSION
 from alertd.context import Context
@@ -182,7 +182,12 @@ def _earlier_recipients(ctx: Context, alert_id: int, version_id: int) -> Iterato
             Delivery.alert_id == alert_id,
             Delivery.channel == CHANNEL,
             Delivery.version_id != version_id,
-            Delivery.state.in_((SENT, UNKNOWN)),
+            # In flight when the ending committed (its request may have left): included, or
+            # someone texted the alert a moment before a cancel would never hear of it.
+            or_(
+                Delivery.state.in_((SENT, UNKNOWN)),
+                and_(Delivery.state == SENDING, Delivery.attempted_at.is_not(None)),
+            ),
             _reachable(),
         )
         .distinct()
