@@ -184,6 +184,7 @@ def _render_form(
         banner=STATUS_BANNERS.get(values.get("status", "")),
         default_minutes=ctx().settings.DEFAULT_ALERT_MINUTES,
         held_photo=held,
+        max_photo_bytes=ctx().settings.MAX_PHOTO_BYTES,
     ), status
 
 

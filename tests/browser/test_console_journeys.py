@@ -226,3 +226,29 @@ def test_an_error_keeps_the_photo_in_the_browser(
     with ctx.db.session() as session:
         [alert] = session.execute(select(Alert)).scalars()
         assert alert.photo_id is not None
+
+
+def test_an_oversized_photo_is_refused_in_the_form_keeping_what_was_typed(
+    server: str, browser: Any, ctx: Context, officer: Actor, tmp_path: Any
+) -> None:
+    # given: a limit the page states, and a file over it
+    ctx.settings = ctx.settings.with_overrides(MAX_PHOTO_BYTES=2_000_000)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(2_100_000))
+    _login(browser, server, "officer1")
+    browser.get(f"{server}/alerts/new")
+    assert "at most 2 MB" in browser.find_element("css selector", "label[for=photo]").text
+    _by_id(browser, "children-0-name").send_keys("Jane Doe")
+
+    # when
+    _by_id(browser, "photo").send_keys(str(big))
+    browser.execute_script("window.__samePage = true;")
+    _button(browser, "Save draft").click()
+
+    # then: nothing was sent; the message is in the form and the typing is still there
+    message = _by_id(browser, "photo-too-large").text
+    assert "the limit is 2.0 MB" in message, message
+    assert browser.execute_script("return window.__samePage === true;")
+    assert _by_id(browser, "children-0-name").get_attribute("value") == "Jane Doe"
+    with ctx.db.session() as session:
+        assert session.execute(select(Alert)).first() is None
