@@ -92,3 +92,21 @@ def test_progress_needs_a_login(client: FlaskClient, ctx: Context) -> None:
 def test_the_page_script_is_served_from_this_origin(client: FlaskClient) -> None:
     with client.get("/static/progress.js") as response:
         assert response.status_code == 200 and "fetch(" in response.text
+
+
+def test_a_published_alert_links_to_its_public_page(
+    client: FlaskClient, ctx: Context, officer: Actor, supervisor: Actor
+) -> None:
+    client.post("/login", data={"username": "supervisor1", "password": PASSWORD})
+    draft = services.create_alert(ctx, alert_body(), by=officer)
+    alert_id = _approved(ctx, officer, supervisor)
+
+    published = client.get(f"/alerts/{alert_id}").text
+    unpublished = client.get(f"/alerts/{draft.id}").text
+
+    with ctx.db.session() as session:
+        public_id = services.get_alert(session, alert_id).public_id
+    link = re.search(r'id="public-page-link" href="([^"]+)"', published)
+    assert link and link.group(1).endswith(f"/{public_id}")
+    assert client.get(link.group(1)).status_code == 200
+    assert "public-page-link" not in unpublished
