@@ -19,6 +19,11 @@ from sqlalchemy.types import JSON, TypeDecorator
 log = logging.getLogger(__name__)
 
 
+# Primary keys are INTEGER columns: 32 bits on PostgreSQL. A larger id names no row, and must
+# be answered as such before it reaches the database, which would refuse it with an error.
+MAX_ROW_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

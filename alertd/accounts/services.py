@@ -20,7 +20,7 @@ from alertd.actor import ROLES, Actor
 from alertd.audit.digests import token_detail, user_detail
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import record, storable
-from alertd.db import utcnow
+from alertd.db import MAX_ROW_ID, utcnow
 from alertd.errors import Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated
 
 _hasher = PasswordHasher()
@@ -420,7 +420,7 @@ def list_tokens(session: Session, *, by: Actor | None, own_only: bool = False) -
 
 def revoke_token(session: Session, token_id: int, *, by: Actor | None) -> ApiToken:
     """Revoke a token: its owner or an admin may. Revoking twice changes nothing."""
-    row = session.get(ApiToken, token_id) if 0 < token_id < 2**63 else None
+    row = session.get(ApiToken, token_id) if 0 < token_id <= MAX_ROW_ID else None
     if row is None or (
         by is not None and not by.can("tokens.manage") and row.user_id != by.user_id
     ):

@@ -9,9 +9,11 @@ from typing import Any
 from flask import Flask, Response, g
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from alertd.broker import Publisher
 from alertd.context import Context, make_context
+from alertd.db import MAX_ROW_ID
 from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
 from alertd.web.errors import register_error_pages
 from alertd.web.filters import register_filters
@@ -19,6 +21,17 @@ from alertd.web.http_cache import PublicAwareSessionInterface
 from alertd.web.stall import register_stall_banner
 
 csrf = CSRFProtect()
+
+
+class RowIdConverter(IntegerConverter):
+    """<int:...> in every route. An id larger than any row's becomes 0, which names no row:
+    the view answers 404 as for any missing id, and the database never sees a number it would
+    refuse with an error. (A max on the converter would make Werkzeug answer 405 when another
+    method's rule has the same path.)"""
+
+    def to_python(self, value: str) -> int:
+        number = int(super().to_python(value))
+        return number if number <= MAX_ROW_ID else 0
 
 
 def create_app(
@@ -38,6 +51,7 @@ def create_app(
         static_folder=str(REPO_ROOT / "alertd" / "web" / "static"),
         instance_path=str(settings.instance_path),
     )
+    app.url_map.converters["int"] = RowIdConverter
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,

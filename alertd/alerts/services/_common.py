@@ -20,7 +20,7 @@ from alertd.alerts.photos import store_photo
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import record
 from alertd.context import Context
-from alertd.db import utcnow
+from alertd.db import MAX_ROW_ID, utcnow
 from alertd.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 
 
@@ -66,8 +66,8 @@ def _require(actor: Actor, permission: str, action: str, alert: Alert | None) ->
         )
 
 
-# The largest id either database stores; a larger one in a URL is simply not an alert.
-MAX_ID = 2**63 - 1
+# The largest id the database stores; a larger one in a URL is simply not an alert.
+MAX_ID = MAX_ROW_ID
 
 
 def _load(session: Session, alert_id: int, *, lock: bool = True) -> Alert:

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from alertd.channels.sms import queries, services
+from alertd.db import MAX_ROW_ID
 from alertd.errors import Invalid, ServiceError
 from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
 from alertd.web.errors import api_error
@@ -42,7 +43,7 @@ def list_subscribers() -> Response:
     queries.require_reader(current_actor())
     phone = request.args.get("phone", "").strip()[:20]
     limit = _int_arg("limit", queries.PAGE, 1, 1000)
-    after = _int_arg("after", 0, 0, 2**62)
+    after = _int_arg("after", 0, 0, MAX_ROW_ID)
     with ctx().db.session() as session:
         rows = queries.list_subscribers(session, phone=phone, after=after, limit=limit)
         areas = queries.areas_of(session, [s.id for s in rows])
