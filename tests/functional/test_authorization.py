@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,7 +25,6 @@ from alertd.actor import ROLES, Actor
 from alertd.alerts import services
 from alertd.channels.registry import BUILTIN
 from alertd.context import Context
-from alertd.settings import Settings
 from tests.support.factories import PASSWORD, alert_body
 
 
@@ -169,12 +168,6 @@ SAMPLES = {
     "identifier": "nothing",
     "filename": "nothing.css",
 }
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Every built-in channel, so every channel's own routes (feeds, callbacks) are here."""
-    return replace(settings, CHANNELS=",".join(BUILTIN))
 
 
 def _key(rule: Rule, method: str) -> str:
