@@ -23,7 +23,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from alertd.accounts.models import User
@@ -41,7 +41,7 @@ from alertd.alerts.forms import (
     values_from_request,
     zone_offset,
 )
-from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Version
+from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Proposal, Version
 from alertd.alerts.previews import channel_previews
 from alertd.alerts.progress import alert_progress
 from alertd.alerts.review import readable_diff, stale_translations
@@ -96,6 +96,7 @@ def index() -> ResponseReturnValue:
         with ctx().db.session() as db:
             page = services.list_alerts(db, state=state, limit=limit, before=before)
             rows = _list_rows(page.alerts)
+            waiting = _waiting_for_approval(db) if _actor().can("alert.approve") else None
     except Invalid as error:
         abort(400, error.message)
     older = (
@@ -111,7 +112,22 @@ def index() -> ResponseReturnValue:
         states=STATES,
         older=older,
         newest=newest,
+        waiting=waiting,
+        expiry_warning=ctx().settings.EXPIRY_WARNING_MINUTES,
     )
+
+
+def _waiting_for_approval(db: Any) -> dict[str, int]:
+    """What a supervisor has to decide: submitted alerts and proposed updates."""
+    alerts = db.execute(select(func.count()).select_from(Alert).where(Alert.state == PENDING))
+    updates = db.execute(
+        select(func.count()).select_from(Proposal).where(Proposal.state == PENDING)
+    )
+    return {"alerts": int(alerts.scalar_one()), "updates": int(updates.scalar_one())}
+
+
+def _minutes_until(moment: Any) -> int:
+    return int((moment - utcnow()).total_seconds() // 60)
 
 
 def _list_rows(alerts: list[Alert]) -> list[dict[str, Any]]:
@@ -123,6 +139,7 @@ def _list_rows(alerts: list[Alert]) -> list[dict[str, Any]]:
             "status": a.status,
             "children": child_phrase(a.content) or "—",
             "expires_at": a.expires_at,
+            "minutes_left": _minutes_until(a.expires_at) if a.state == ACTIVE else None,
             "jurisdiction": a.jurisdiction,
             "updated_at": a.updated_at,
         }

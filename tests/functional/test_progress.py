@@ -4,6 +4,7 @@ delivery rows, the same in the page and in the fragment the page's script polls.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from flask.testing import FlaskClient
 from sqlalchemy import update
@@ -14,6 +15,7 @@ from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
 from alertd.channels.models import Delivery
 from alertd.context import Context
+from alertd.db import utcnow
 from tests.support.factories import PASSWORD, alert_body
 from tests.support.tasks import run_pending_tasks
 
@@ -110,3 +112,25 @@ def test_a_published_alert_links_to_its_public_page(
     assert link and link.group(1).endswith(f"/{public_id}")
     assert client.get(link.group(1)).status_code == 200
     assert "public-page-link" not in unpublished
+
+
+def test_the_list_counts_pending_approvals_for_supervisors_and_flags_expiring_alerts(
+    client: FlaskClient, ctx: Context, officer: Actor, supervisor: Actor
+) -> None:
+    # given: one submitted alert and one active alert expiring in 10 minutes
+    pending = services.create_alert(ctx, alert_body(), by=officer)
+    services.submit_alert(ctx, pending.id, by=officer)
+    soon = (utcnow() + timedelta(minutes=10, seconds=30)).replace(microsecond=0)
+    _approved_body = alert_body(expires_at=soon.isoformat())
+    active = services.create_alert(ctx, _approved_body, by=officer)
+    services.submit_alert(ctx, active.id, by=officer)
+    services.approve_alert(ctx, active.id, by=supervisor)
+
+    # when
+    client.post("/login", data={"username": "supervisor1", "password": PASSWORD})
+    page = client.get("/").text
+
+    # then
+    waiting = re.search(r'id="waiting-for-approval"[^>]*>(.*?)</p>', page, re.S)
+    assert waiting and "Waiting for your approval: 1 alert<" in waiting.group(1)
+    assert "expires in 10 minutes" in page
