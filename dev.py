@@ -65,11 +65,12 @@ def run_tests(extra: list[str]) -> int:
     env.pop("ALERTD_TEST_DATABASE_URL", None)
     pytest = [str(PYTHON), "-m", "pytest", "-W", "error", *extra]
 
-    print("== ruff and mypy", flush=True)
+    print("== ruff, mypy and import contracts", flush=True)
     lint = [
         [str(BIN / "ruff"), "check", "."],
         [str(BIN / "ruff"), "format", "--check", "."],
         [str(BIN / "mypy")],
+        [str(BIN / "lint-imports")],
     ]
     code = 0
     for command in lint:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import secrets
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from alertd.actor import Actor
 from alertd.context import Context, make_context
@@ -217,19 +216,6 @@ def cmd_cap_write_feeds(args: argparse.Namespace) -> int:
         written = write_feed_dir(ctx, all_documents=True)
         print(f"wrote {len(written)} file(s) in {ctx.settings.FEED_DIR}")
         return 0
-
-
-def ensure_first_admin(ctx: Context) -> str | None:
-    """On a database with no users, create ``admin`` with a random password and return it."""
-    from alertd.accounts.models import User
-    from alertd.accounts.services import create_user
-
-    with ctx.db.transaction() as session:
-        if session.execute(select(func.count()).select_from(User)).scalar_one():
-            return None
-        password = secrets.token_urlsafe(12)
-        create_user(session, "admin", "admin", password)
-        return password
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+# Every mapper must be known before the first query resolves a foreign key.
+import alertd.models  # noqa: F401 - imported for its side effect
 from alertd.alerts.criteria import RuleSet, load_rule_sets
 from alertd.audit.keys import head_mac_key, load_signing_key
+from alertd.audit.services import record_refusal
 from alertd.broker import Publisher
 from alertd.channels.registry import Registry
 from alertd.db import Database
@@ -43,9 +46,12 @@ class Context:
 
 def make_context(settings: Settings, publisher: Publisher | None = None) -> Context:
     # Every mapper must be known before the first query resolves a foreign key.
-    import alertd.models  # noqa: F401 - models import services that import this module
 
     # Owner only: it holds the embedded database, the secret key and the audit key.
     settings.instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    db = Database(settings.database_url, audit_mac_key=head_mac_key(load_signing_key(settings)))
+    db = Database(
+        settings.database_url,
+        audit_mac_key=head_mac_key(load_signing_key(settings)),
+        on_refusal=record_refusal,
+    )
     return Context(settings, db, publisher or Publisher(settings))

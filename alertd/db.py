@@ -16,6 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
+from alertd.errors import ServiceError
+
 log = logging.getLogger(__name__)
 
 
@@ -108,8 +110,17 @@ AUDIT_MAC_KEY = "audit_mac_key"
 
 
 class Database:
-    def __init__(self, url: str, *, audit_mac_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        audit_mac_key: bytes | None = None,
+        on_refusal: Callable[[Database, ServiceError], None] | None = None,
+    ) -> None:
         self.url = url
+        # Records a refused action's audit entry (alertd.audit.services.record_refusal, wired by
+        # make_context): auditing is the service layer's, not the unit of work's.
+        self.on_refusal = on_refusal
         self.engine = make_engine(url)
         info = {AUDIT_MAC_KEY: audit_mac_key} if audit_mac_key else {}
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
@@ -130,19 +141,17 @@ class Database:
         """One unit of work: commits at the end, then runs the after-commit hooks.
 
         A :class:`alertd.errors.ServiceError` raised inside rolls everything back, then records
-        its audit entry (if any) in a transaction of its own, so a refused action leaves no trace
-        but the record that it was refused.
+        its audit entry (if any) through ``on_refusal``, so a refused action leaves no trace but
+        the record that it was refused.
         """
-        from alertd.errors import ServiceError
-
         session = self.sessions()
         try:
             yield session
             session.commit()
         except ServiceError as error:
             session.rollback()
-            if error.audit is not None:
-                self._record_refusal(error)
+            if error.audit is not None and self.on_refusal is not None:
+                self.on_refusal(self, error)
             raise
         except BaseException:
             session.rollback()
@@ -153,14 +162,12 @@ class Database:
             session.close()
         if committed:
             for hook in hooks:
-                hook()
-
-    def _record_refusal(self, error: Any) -> None:
-        from alertd.audit.services import record
-
-        with self.sessions() as session:
-            record(session, **error.audit)
-            session.commit()
+                # The decision is committed: a failing hook (a broker down, a bug) must not turn
+                # it into an error for the caller. What it failed to do the sweeper redoes.
+                try:
+                    hook()
+                except Exception:
+                    log.exception("after-commit hook %r failed; the commit stands", hook)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -13,8 +13,8 @@ from alertd.channels.webhooks.models import Attempt as WebhookAttempt
 from alertd.channels.webhooks.models import Endpoint as WebhookEndpoint
 from alertd.db import Base
 from alertd.idempotency.models import IdempotencyKey
+from alertd.locks import SchedulerLock
 from alertd.outbox.models import OutboxMessage
-from alertd.sweeper import SchedulerLock
 
 __all__ = [
     "Alert",

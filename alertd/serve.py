@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from alertd.cli import ensure_first_admin
+from alertd.accounts.services import ensure_first_admin
 from alertd.context import make_context
 from alertd.health import backlog
 from alertd.observe.logs import configure_logging
@@ -145,7 +145,7 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
     _metrics_folder(settings)
     ctx = make_context(settings)
     upgrade(ctx.db)
-    password = ensure_first_admin(ctx)
+    password = ensure_first_admin(ctx.db)
     ctx.close()
     markers = [settings.instance_path / name for name in READY_FILES.values()]
     for marker in markers:

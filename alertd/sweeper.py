@@ -7,20 +7,21 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 
-from sqlalchemy import String, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import update
 
 from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
 from alertd.audit.checkpoints import write_checkpoint_quietly
 from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
 from alertd.context import Context
-from alertd.db import Base, rowcount, utcnow
-from alertd.errors import ServiceError
+from alertd.db import rowcount, utcnow
 from alertd.idempotency.services import purge_old_keys
+from alertd.locks import SchedulerLock
 from alertd.outbox.services import relay
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ SWEEP_LOCK = "sweeper"
 # Longer than a sweep can take; a crashed holder is replaced after this.
 LOCK_SECONDS = 60
 HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-class SchedulerLock(Base):
-    __tablename__ = "scheduler_locks"
-
-    name: Mapped[str] = mapped_column(String(40), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(120))
-    lease_until: Mapped[datetime]
 
 
 def acquire_lock(ctx: Context, name: str, holder: str, seconds: int) -> bool:
@@ -79,25 +72,50 @@ class SweepReport:
     resumed: int
 
 
+def _step(name: str, run: Callable[[], int | None]) -> int:
+    """One step of the sweep; its failure is logged and the sweep goes on with the next."""
+    try:
+        return run() or 0
+    except Exception:
+        log.exception("sweep step %s failed; going on", name)
+        return 0
+
+
 def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
-    """One pass. None when another sweeper holds the lock."""
+    """One pass. None when another sweeper holds the lock. No step's failure stops the others:
+    a poisoned alert or a channel's bug must not stop the relay that keeps dispatch alive."""
     if not acquire_lock(ctx, SWEEP_LOCK, holder, LOCK_SECONDS):
         return None
     try:
-        expired = 0
-        for alert_id in due_for_expiry(ctx):
-            try:
-                expired += expire_alert(ctx, alert_id, by=SYSTEM) is not None
-            except ServiceError:
-                log.exception("could not expire alert %s", alert_id)
-        report = SweepReport(expired, relay(ctx), reclaim_expired_leases(ctx), resume_stalled(ctx))
+        due: list[int] = []
+
+        def find_due() -> None:
+            due.extend(due_for_expiry(ctx))
+
+        _step("due_for_expiry", find_due)
+        expired = sum(_step(f"expire alert {each}", partial(_expired, ctx, each)) for each in due)
+        report = SweepReport(
+            expired,
+            _step("relay", partial(relay, ctx)),
+            _step("reclaim_expired_leases", partial(reclaim_expired_leases, ctx)),
+            _step("resume_stalled", partial(resume_stalled, ctx)),
+        )
         for channel in ctx.channels.channels():
             # Some channels have work only the clock triggers (a feed's retention window).
-            channel.periodic(ctx)
-        purge_old_keys(ctx)
-        write_checkpoint_quietly(ctx, min_age_seconds=ctx.settings.AUDIT_CHECKPOINT_SECONDS)
+            _step(f"{channel.name}.periodic", partial(channel.periodic, ctx))
+        _step("purge_old_keys", partial(purge_old_keys, ctx))
+        _step(
+            "write_checkpoint",
+            partial(
+                write_checkpoint_quietly, ctx, min_age_seconds=ctx.settings.AUDIT_CHECKPOINT_SECONDS
+            ),
+        )
     finally:
         release_lock(ctx, SWEEP_LOCK, holder)
     if any((report.expired, report.relayed, report.reclaimed, report.resumed)):
         log.info("sweep: %s", report)
     return report
+
+
+def _expired(ctx: Context, alert_id: int) -> int:
+    return int(expire_alert(ctx, alert_id, by=SYSTEM) is not None)

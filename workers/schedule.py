@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from alertd.settings import Settings
+from alertd.task_names import SWEEP_TASK
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "sweep": {
-            "task": "alertd.sweep",
+            "task": SWEEP_TASK,
             "schedule": settings.SWEEP_SECONDS,
             # A sweep that waited longer than one interval is worthless: the next one is due.
             "options": {"expires": settings.SWEEP_SECONDS},

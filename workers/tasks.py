@@ -7,6 +7,7 @@ from functools import cache
 from alertd.channels import dispatch
 from alertd.context import Context, make_context
 from alertd.sweeper import sweep as run_sweep
+from alertd.task_names import DELIVER_TASK, DISPATCH_TASK, PLAN_TASK, SWEEP_TASK
 from workers.app import app, settings
 
 
@@ -16,21 +17,21 @@ def context() -> Context:
     return make_context(settings)
 
 
-@app.task(name="alertd.dispatch_version")
+@app.task(name=DISPATCH_TASK)
 def dispatch_version(outbox_id: int) -> None:
     dispatch.dispatch_version(context(), outbox_id)
 
 
-@app.task(name="alertd.plan_dispatch")
+@app.task(name=PLAN_TASK)
 def plan_dispatch(dispatch_id: int) -> None:
     dispatch.plan_dispatch(context(), dispatch_id)
 
 
-@app.task(name="alertd.deliver_batch")
+@app.task(name=DELIVER_TASK)
 def deliver_batch(dispatch_id: int, delivery_ids: list[int]) -> None:
     dispatch.deliver_batch(context(), dispatch_id, delivery_ids)
 
 
-@app.task(name="alertd.sweep")
+@app.task(name=SWEEP_TASK)
 def sweep() -> None:
     run_sweep(context())

@@ -20,7 +20,7 @@ from alertd.actor import ROLES, Actor
 from alertd.audit.digests import token_detail, user_detail
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import record, storable
-from alertd.db import MAX_ROW_ID, utcnow
+from alertd.db import MAX_ROW_ID, Database, utcnow
 from alertd.errors import Forbidden, Invalid, NotFound, TooManyRequests, Unauthenticated
 
 _hasher = PasswordHasher()
@@ -441,3 +441,13 @@ def revoke_token(session: Session, token_id: int, *, by: Actor | None) -> ApiTok
 
 def list_users(session: Session) -> list[User]:
     return list(session.execute(select(User).order_by(User.username)).scalars())
+
+
+def ensure_first_admin(db: Database) -> str | None:
+    """On a database with no users, create ``admin`` with a random password and return it."""
+    with db.transaction() as session:
+        if session.execute(select(func.count()).select_from(User)).scalar_one():
+            return None
+        password = secrets.token_urlsafe(12)
+        create_user(session, "admin", "admin", password)
+        return password

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from alertd.actor import Actor
 from alertd.audit.keys import head_mac, macs_equal
 from alertd.audit.models import GENESIS_HASH, AuditEntry, AuditHead
-from alertd.db import AUDIT_MAC_KEY, utcnow
+from alertd.db import AUDIT_MAC_KEY, Database, utcnow
+from alertd.errors import ServiceError
 
 # Entries are read back in pages so verifying a long trail needs little memory.
 VERIFY_PAGE = 2000
@@ -284,3 +285,12 @@ def seal_head(session: Session) -> bool:
     assert head is not None  # read just above in this transaction
     head.mac = head_mac(mac_key, head.seq, head.hash)
     return True
+
+
+def record_refusal(db: Database, error: ServiceError) -> None:
+    """Write a refused action's audit entry, in a transaction of its own after the rollback."""
+    if error.audit is None:
+        return
+    with db.sessions() as session:
+        record(session, **error.audit)
+        session.commit()

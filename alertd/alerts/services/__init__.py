@@ -24,7 +24,7 @@ from alertd.alerts.services.endings import (
     extend_alert,
     resolve_alert,
 )
-from alertd.alerts.services.publication import DISPATCH_TASK, live_references
+from alertd.alerts.services.publication import live_references
 from alertd.alerts.services.queries import (
     get_alert,
     get_alert_by_public_id,
@@ -32,6 +32,7 @@ from alertd.alerts.services.queries import (
     list_alerts,
     parse_page_args,
 )
+from alertd.task_names import DISPATCH_TASK
 
 __all__ = [
     "DISPATCH_TASK",

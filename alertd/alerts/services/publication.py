@@ -16,8 +16,7 @@ from alertd.audit.checkpoints import write_checkpoint_quietly
 from alertd.context import Context
 from alertd.db import after_commit
 from alertd.outbox.services import add_message
-
-DISPATCH_TASK = "alertd.dispatch_version"
+from alertd.task_names import DISPATCH_TASK
 
 
 def live_references(alert: Alert, kind: str, now: datetime) -> list[list[str]]:

@@ -4,14 +4,13 @@ that runs twice finds nothing left to do (RELIABILITY.md section 2)."""
 
 from alertd.channels.dispatch.delivery import RETRY_SCHEDULE, deliver_batch
 from alertd.channels.dispatch.fanout import (
-    DELIVER_TASK,
-    PLAN_TASK,
     dispatch_version,
     enqueue_open_deliveries,
     plan_dispatch,
 )
 from alertd.channels.dispatch.queries import delivery_counts, dispatches_for
 from alertd.channels.dispatch.recovery import reclaim_expired_leases, resume_stalled
+from alertd.task_names import DELIVER_TASK, PLAN_TASK
 
 __all__ = [
     "DELIVER_TASK",

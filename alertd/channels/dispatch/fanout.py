@@ -32,12 +32,11 @@ from alertd.channels.registry import (
 from alertd.context import Context
 from alertd.db import after_commit, dialect_insert, rowcount, utcnow
 from alertd.outbox.services import take_message
+from alertd.task_names import DELIVER_TASK, PLAN_TASK
 
 log = logging.getLogger(__name__)
 
 
-PLAN_TASK = "alertd.plan_dispatch"
-DELIVER_TASK = "alertd.deliver_batch"
 # A task that took a delivery row but did not come back within this long is presumed lost.
 REENQUEUE_AFTER_SECONDS = 30
 PLAN_LEASE_SECONDS = 120

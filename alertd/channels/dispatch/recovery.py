@@ -9,7 +9,6 @@ from sqlalchemy import or_, select
 from alertd.actor import SYSTEM
 from alertd.audit.services import AuditRecord, record_many
 from alertd.channels.dispatch.fanout import (
-    PLAN_TASK,
     REENQUEUE_AFTER_SECONDS,
     _send_after_commit,
     enqueue_open_deliveries,
@@ -29,6 +28,7 @@ from alertd.channels.registry import (
 )
 from alertd.context import Context
 from alertd.db import utcnow
+from alertd.task_names import PLAN_TASK
 
 
 def reclaim_expired_leases(ctx: Context) -> int:
