@@ -58,11 +58,11 @@ class Base(DeclarativeBase):
     }
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, for_writing: bool = True) -> Engine:
     if url.startswith("sqlite"):
         _private_sqlite_files(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, for_writing=for_writing)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
@@ -85,10 +85,11 @@ def _private_sqlite_files(database: str | None) -> None:
             log.warning("could not make %s private to its owner", each)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, for_writing: bool) -> None:
     # pysqlite's own transaction handling begins late and deferred, so two writers can deadlock
-    # on the upgrade to a write lock. Take the write lock at BEGIN instead (SQLAlchemy's
-    # documented recipe); WAL keeps readers unblocked meanwhile.
+    # on the upgrade to a write lock. Writers take the write lock at BEGIN instead (SQLAlchemy's
+    # documented recipe). Readers begin deferred: in WAL mode a read transaction takes no lock
+    # a writer holds, so console, API and feed reads never queue behind a write.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -101,7 +102,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writing else "BEGIN")
 
 
 # Session.info key of the audit head's MAC key (alertd.audit.keys), which every session of a
@@ -122,8 +123,15 @@ class Database:
         # make_context): auditing is the service layer's, not the unit of work's.
         self.on_refusal = on_refusal
         self.engine = make_engine(url)
+        # Reads get an engine of their own on SQLite, beginning without the write lock.
+        self.read_engine = (
+            make_engine(url, for_writing=False)
+            if self.engine.dialect.name == "sqlite"
+            else self.engine
+        )
         info = {AUDIT_MAC_KEY: audit_mac_key} if audit_mac_key else {}
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info=info)
 
     @property
     def is_sqlite(self) -> bool:
@@ -132,8 +140,9 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session for reading; it is closed (and anything it wrote discarded) at the end.
-        Objects loaded through it stay readable afterwards."""
-        with self.sessions() as session:
+        Objects loaded through it stay readable afterwards. On SQLite it never waits for a
+        write transaction (see ``_configure_sqlite``)."""
+        with self.read_sessions() as session:
             yield session
 
     @contextmanager
@@ -171,6 +180,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
 @event.listens_for(Session, "after_commit")

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from feedgen.feed import FeedGenerator
 from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from alertd.alerts.geometry import geojson_circle, geojson_polygon
@@ -264,23 +264,12 @@ def document_fingerprint(db: Database) -> Fingerprint:
     describe one snapshot. On PostgreSQL count(*) walks the primary-key index, which for one
     row per published version is still a small read; no feed build happens when it matches.
 
-    It goes through the raw DBAPI connection on purpose: the SQLAlchemy engine opens SQLite
-    transactions with BEGIN IMMEDIATE (a write lock), and every poller taking the write lock
-    would queue behind the workers publishing the next alert.
+    A read session: on SQLite it begins without the write lock, so pollers never queue behind
+    the workers publishing the next alert.
     """
-    connection = db.engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        try:
-            cursor.execute("SELECT count(*), max(id) FROM cap_documents")
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        if not db.is_sqlite:
-            connection.rollback()  # psycopg opened a transaction; end it before pooling.
-    finally:
-        connection.close()
-    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+    with db.session() as session:
+        row = session.execute(text("SELECT count(*), max(id) FROM cap_documents")).one()
+    return (int(row[0] or 0), int(row[1] or 0))
 
 
 # Building --------------------------------------------------------------------------------------
