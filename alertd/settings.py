@@ -57,6 +57,7 @@ class Settings:
     OUTBOX_REPUBLISH_SECONDS: float
     DELIVERY_LEASE_SECONDS: int
     DELIVERY_BATCH_SIZE: int
+    SEND_BATCH: int  # non-idempotent requests marked, sent and recorded together
     DELIVERY_MAX_ATTEMPTS: int
     VISIBILITY_TIMEOUT_SECONDS: int
     PUBLISH_TIMEOUT_SECONDS: float

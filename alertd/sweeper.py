@@ -17,7 +17,11 @@ from sqlalchemy import update
 from alertd.actor import SYSTEM
 from alertd.alerts.services import due_for_expiry, expire_alert
 from alertd.audit.checkpoints import write_checkpoint_quietly
-from alertd.channels.dispatch import reclaim_expired_leases, resume_stalled
+from alertd.channels.dispatch import (
+    reclaim_expired_leases,
+    reconcile_unknown,
+    resume_stalled,
+)
 from alertd.context import Context
 from alertd.db import rowcount, utcnow
 from alertd.idempotency.services import purge_old_keys
@@ -100,6 +104,8 @@ def sweep(ctx: Context, holder: str = HOLDER) -> SweepReport | None:
             _step("reclaim_expired_leases", partial(reclaim_expired_leases, ctx)),
             _step("resume_stalled", partial(resume_stalled, ctx)),
         )
+        # Before an unknown outcome reaches an operator, its channel may know what became of it.
+        _step("reconcile_unknown", partial(reconcile_unknown, ctx))
         for channel in ctx.channels.channels():
             # Some channels have work only the clock triggers (a feed's retention window).
             _step(f"{channel.name}.periodic", partial(channel.periodic, ctx))

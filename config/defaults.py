@@ -86,6 +86,10 @@ STALL_SECONDS = 60.0
 OUTBOX_REPUBLISH_SECONDS = 5.0
 DELIVERY_LEASE_SECONDS = 60
 DELIVERY_BATCH_SIZE = 100
+# Requests of a non-idempotent channel (SMS) marked attempted, sent and recorded together: a
+# crash leaves at most this many 'unknown', and a cancel stops new requests within this many.
+# Two transactions per sub-batch instead of per delivery (see docs/benchmarks.md).
+SEND_BATCH = 25
 DELIVERY_MAX_ATTEMPTS = 8
 # The broker's visibility timeout; every delay is kept well under it (RELIABILITY.md section 1).
 VISIBILITY_TIMEOUT_SECONDS = 300

@@ -9,7 +9,11 @@ from alertd.channels.dispatch.fanout import (
     plan_dispatch,
 )
 from alertd.channels.dispatch.queries import delivery_counts, dispatches_for
-from alertd.channels.dispatch.recovery import reclaim_expired_leases, resume_stalled
+from alertd.channels.dispatch.recovery import (
+    reclaim_expired_leases,
+    reconcile_unknown,
+    resume_stalled,
+)
 from alertd.task_names import DELIVER_TASK, PLAN_TASK
 
 __all__ = [
@@ -23,5 +27,6 @@ __all__ = [
     "enqueue_open_deliveries",
     "plan_dispatch",
     "reclaim_expired_leases",
+    "reconcile_unknown",
     "resume_stalled",
 ]

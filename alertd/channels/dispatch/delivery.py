@@ -72,10 +72,12 @@ def _skip_reason(session: Session, version: Version, channel: Channel, now: date
 def deliver_batch(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]) -> int:
     """Claim, re-check, send, record. Returns how many deliveries this call sent.
 
-    An idempotent channel sends the batch in one call. Any other channel sends one delivery at
-    a time, re-checking the alert and marking the attempt just before each request leaves: a
-    crash then leaves at most the one request in flight 'unknown', and a cancel stops the
-    sends that follow it.
+    An idempotent channel sends the batch in one call. Any other channel sends it in sub-batches
+    of ``ALERTD_SEND_BATCH``: one transaction re-checks the alert and marks the whole sub-batch
+    attempted, the channel sends it with no transaction open, one transaction records every
+    outcome. A crash then leaves at most one sub-batch 'unknown' (the sweeper asks the channel to
+    reconcile it), and a cancel stops new requests within one sub-batch: the ones already marked
+    still leave, the ones after the re-check never do.
     """
     with log_context(dispatch_id=dispatch_id):
         claim = _claim(ctx, dispatch_id, delivery_ids)
@@ -85,11 +87,13 @@ def deliver_batch(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int]) -
         with log_context(alert_id=version.alert_id, version_id=version.id, channel=channel.name):
             if channel.idempotent:
                 return _send(ctx, channel, version, claimed)
-            sent = 0
-            for delivery in claimed:
-                with log_context(delivery_id=delivery.id):
-                    if _mark_attempt(ctx, channel, version, delivery):
-                        sent += _send(ctx, channel, version, [delivery])
+            sent, size = 0, max(1, ctx.settings.SEND_BATCH)
+            for start in range(0, len(claimed), size):
+                marked = _mark_attempts(ctx, channel, version, claimed[start:], size)
+                if marked is None:
+                    break
+                if marked:
+                    sent += _send(ctx, channel, version, marked)
             return sent
 
 
@@ -148,31 +152,44 @@ def _claim(
         return channel, version, claimed
 
 
-def _mark_attempt(ctx: Context, channel: Channel, version: Version, delivery: Delivery) -> bool:
-    """Re-check the alert and record that this delivery's request is about to leave, renewing
-    its lease. False when it must not be sent (then it is recorded as skipped) or when the
-    lease was lost to the sweeper."""
+def _mark_attempts(
+    ctx: Context, channel: Channel, version: Version, rest: list[Delivery], size: int
+) -> list[Delivery] | None:
+    """Re-check the alert and record that the next ``size`` requests of ``rest`` are about to
+    leave, renewing their lease. Returns the rows marked (those whose lease the sweeper took
+    are left out), or None when nothing more may be sent: then every row of ``rest`` is
+    recorded as skipped."""
     now = utcnow()
+    batch = rest[:size]
     with ctx.db.transaction() as session:
         reason = _skip_reason(session, version, channel, now)
         if reason is not None:
-            _record_skipped(ctx, session, channel, version, [delivery], reason)
-            return False
+            _record_skipped(ctx, session, channel, version, rest, reason)
+            return None
         lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
-        marked = rowcount(
-            session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery.id,
-                    Delivery.state == SENDING,
-                    Delivery.lease_until == delivery.lease_until,
-                )
-                .values(attempted_at=now, lease_until=lease, attempts=Delivery.attempts + 1)
+        held = [(d.id, d.lease_until) for d in batch]
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_([d.id for d in batch]),
+                Delivery.state == SENDING,
+                # Every row of one claim shares its lease, so one comparison covers the batch.
+                Delivery.lease_until.in_({until for _, until in held}),
             )
+            .values(attempted_at=now, lease_until=lease, attempts=Delivery.attempts + 1)
+            .execution_options(synchronize_session=False)
         )
-        if marked:
-            delivery.lease_until, delivery.attempts = lease, delivery.attempts + 1
-        return bool(marked)
+        ours = set(
+            session.execute(
+                select(Delivery.id).where(
+                    Delivery.id.in_([d.id for d in batch]), Delivery.lease_until == lease
+                )
+            ).scalars()
+        )
+    marked = [d for d in batch if d.id in ours]
+    for delivery in marked:
+        delivery.lease_until, delivery.attempts = lease, delivery.attempts + 1
+    return marked
 
 
 def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Delivery]) -> int:
@@ -184,6 +201,17 @@ def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Del
         log.exception("channel %s failed on version %s", channel.name, version.identifier)
         state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
         outcomes = [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in deliveries]
+    answered = {o.delivery_id for o in outcomes}
+    missing = [d for d in deliveries if d.id not in answered]
+    if missing:
+        # A row the channel said nothing about must not sit in "sending" until its lease ends:
+        # its request may have left, so it is unknown, unless sending twice is harmless.
+        log.error("channel %s returned no outcome for %d deliveries", channel.name, len(missing))
+        state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
+        outcomes = [
+            *outcomes,
+            *(Outcome(d.id, state, "channel returned no outcome") for d in missing),
+        ]
     metrics.observe_send(channel.name, time.perf_counter() - started)
     with ctx.db.transaction() as session:
         _record(ctx, session, channel, version, outcomes, deliveries)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from alertd.actor import SYSTEM
 from alertd.audit.services import AuditRecord, record_many
@@ -19,16 +20,21 @@ from alertd.channels.models import (
     PENDING,
     RETRY_WAIT,
     SENDING,
+    SENT,
     UNKNOWN,
     Delivery,
     Dispatch,
 )
 from alertd.channels.registry import (
+    OUT_RETRY,
+    OUT_SENT,
     registry_for,
 )
 from alertd.context import Context
-from alertd.db import utcnow
+from alertd.db import rowcount, utcnow
 from alertd.task_names import PLAN_TASK
+
+log = logging.getLogger(__name__)
 
 
 def reclaim_expired_leases(ctx: Context) -> int:
@@ -69,6 +75,83 @@ def reclaim_expired_leases(ctx: Context) -> int:
         if audits:
             record_many(session, audits)
     return count
+
+
+# Unknown deliveries younger than this are offered to their channel's reconcile on every sweep;
+# older ones are left to an operator. At most RECONCILE_LIMIT per sweep keep a pass short.
+RECONCILE_WINDOW_SECONDS = 3600
+RECONCILE_LIMIT = 200
+
+
+def reconcile_unknown(ctx: Context) -> int:
+    """Ask each channel what became of its recent 'unknown' deliveries: a settled 'sent' is
+    recorded as sent, a 'retry' (the request surely never left) goes back to retry_wait. No
+    transaction is open while the channel asks its provider. Returns how many were settled."""
+    registry, now = registry_for(ctx), utcnow()
+    with ctx.db.session() as session:
+        unknown = list(
+            session.execute(
+                select(Delivery)
+                .where(
+                    Delivery.state == UNKNOWN,
+                    Delivery.finished_at >= now - timedelta(seconds=RECONCILE_WINDOW_SECONDS),
+                )
+                .order_by(Delivery.id)
+                .limit(RECONCILE_LIMIT)
+            ).scalars()
+        )
+    by_channel: dict[str, list[Delivery]] = {}
+    for delivery in unknown:
+        by_channel.setdefault(delivery.channel, []).append(delivery)
+    settled = 0
+    for name, deliveries in by_channel.items():
+        channel = registry.get(name)
+        if channel is None:
+            continue
+        try:
+            outcomes = channel.reconcile(ctx, deliveries)
+        except Exception:  # One channel's provider being down must not stop the sweep.
+            log.exception("reconcile failed on channel %s", name)
+            continue
+        ours = {d.id for d in deliveries}
+        with ctx.db.transaction() as session:
+            audits = []
+            for outcome in outcomes:
+                if outcome.delivery_id not in ours or outcome.state not in (OUT_SENT, OUT_RETRY):
+                    continue
+                values: dict[str, object] = {"last_error": outcome.error[:2000]}
+                if outcome.state == OUT_SENT:
+                    values.update(state=SENT, finished_at=utcnow())
+                    if outcome.external_id:
+                        values["external_id"] = outcome.external_id
+                else:
+                    values.update(
+                        state=RETRY_WAIT,
+                        finished_at=None,
+                        next_attempt_at=utcnow(),
+                        enqueued_at=None,
+                    )
+                changed = rowcount(
+                    session.execute(
+                        update(Delivery)
+                        .where(Delivery.id == outcome.delivery_id, Delivery.state == UNKNOWN)
+                        .values(**values)
+                    )
+                )
+                if changed:
+                    settled += 1
+                    audits.append(
+                        AuditRecord(
+                            SYSTEM,
+                            f"delivery.reconciled.{values['state']}",
+                            "delivery",
+                            outcome.delivery_id,
+                            detail={"channel": name, "external_id": outcome.external_id},
+                        )
+                    )
+            if audits:
+                record_many(session, audits)
+    return settled
 
 
 def resume_stalled(ctx: Context) -> int:

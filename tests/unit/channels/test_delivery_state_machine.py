@@ -143,9 +143,10 @@ def test_the_delivery_machinery_under_any_interleaving(
             if claim is None:
                 return
             channel, version, claimed = claim
-            if delivery_steps._mark_attempt(ctx, channel, version, claimed[0]):
+            marked = delivery_steps._mark_attempts(ctx, channel, version, claimed, 1)
+            if marked:
                 phones.answers.insert(0, OUT_SENT)
-                channel.deliver(ctx, version, claimed)  # ...and the worker dies here.
+                channel.deliver(ctx, version, marked)  # ...and the worker dies here.
 
         @rule()
         def leases_expire(self) -> None:
