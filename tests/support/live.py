@@ -37,6 +37,8 @@ def live_settings(tmp_path: Path, db_url: str, redis: RedisServer) -> Settings:
             "DELIVERY_LEASE_SECONDS": 5,
             "PUBLISH_TIMEOUT_SECONDS": 1.0,
             "DELIVERY_BATCH_SIZE": 5,
+            # Smaller than a task's batch, so a task sends more than one sub-batch.
+            "SEND_BATCH": 2,
         },
         environ={},
     )
@@ -63,6 +65,7 @@ def worker_env(live_settings: Settings, sink: Path, tmp_path: Path) -> dict[str,
         DELIVERY_LEASE_SECONDS="5",
         SECRET_KEY="test",
         DELIVERY_BATCH_SIZE=str(live_settings.DELIVERY_BATCH_SIZE),
+        SEND_BATCH=str(live_settings.SEND_BATCH),
     )
     env["ALERTD_TEST_SINK"] = str(sink)
     env["ALERTD_TEST_FLAKY"] = str(tmp_path / "flaky-ok")
