@@ -90,6 +90,8 @@ ROUTES: dict[str, Row] = {
     "POST /sms/subscribers": console(*SUBSCRIBERS),
     "POST /sms/subscribers/<int:subscriber_id>/delete": console(*SUBSCRIBERS),
     "GET /sms/texts": console(*SUBSCRIBERS),
+    "GET /sms/alerts/<int:alert_id>": console(*SUBSCRIBERS),
+    "POST /sms/deliveries/<int:delivery_id>/retry": console(*SUBSCRIBERS),
     "GET /webhooks/": console(*CHANNELS),
     "POST /webhooks/": console(*CHANNELS),
     "GET /webhooks/<int:endpoint_id>": console(*CHANNELS),

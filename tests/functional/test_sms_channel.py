@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import Integer, select
 
 from alertd.actor import Actor
 from alertd.alerts import services
@@ -21,7 +21,7 @@ from alertd.channels.sms.segments import count_segments
 from alertd.context import Context
 from alertd.errors import Invalid
 from tests.support import twilio_sim
-from tests.support.factories import alert_body
+from tests.support.factories import PASSWORD, alert_body
 from tests.support.tasks import run_pending_tasks
 
 IN_A = ["+14155550101", "+14155550102", "+14155550103"]
@@ -127,8 +127,37 @@ def test_error_table_opt_out_invalid_retry_and_unknown(
     # ...until the message list says it went: then it is sent, with no second request.
     channel = registry_for(ctx).get("sms")
     assert channel is not None
-    settled = channel.reconcile(ctx, [unknown])  # type: ignore[attr-defined]
+    settled = channel.reconcile(ctx, [unknown])
     assert [o.state for o in settled] == ["sent"] and sim.requests[IN_A[2]] == 1
+
+
+def test_console_counts_and_retry_of_a_failed_text(
+    twilio_ctx: Context,
+    publisher: RecordingPublisher,
+    sim: twilio_sim.Simulator,
+    client: FlaskClient,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx = twilio_ctx
+    _subscribers(ctx, operator)
+    sim.script = {IN_A[0]: [21610], IN_A[1]: [30001]}
+    alert_id = _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    client.post("/login", data={"username": operator.username, "password": PASSWORD})
+    page = client.get(f"/sms/alerts/{alert_id}").get_data(as_text=True)
+    assert "<strong>1</strong> sent" in page and "<strong>2</strong> failed" in page
+    assert "<strong>1</strong> opted out" in page
+    with ctx.db.session() as session:
+        failed = session.execute(
+            select(Delivery)
+            .join(Subscriber, Subscriber.id == Delivery.recipient.cast(Integer))
+            .where(Subscriber.phone == IN_A[1])
+        ).scalar_one()
+    client.post(f"/sms/deliveries/{failed.id}/retry", data={"alert_id": alert_id})
+    run_pending_tasks(ctx, publisher)
+    assert sim.per_number()[IN_A[1]] == 1
 
 
 def test_429_500_and_garbage_are_retried(

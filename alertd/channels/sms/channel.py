@@ -103,6 +103,11 @@ class SmsChannel(Channel):
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         return self.texts(ctx, version)
 
+    def console_status(self, ctx: Context, version: Version) -> str | None:
+        with ctx.db.session() as session:
+            counts = queries.alert_counts(session, version.alert_id)
+        return ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
+
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return (str(i) for i in self._recipients(ctx, version))
 

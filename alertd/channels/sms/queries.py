@@ -12,13 +12,22 @@ from typing import Any
 
 from shapely.geometry import Point, Polygon
 from shapely.prepared import prep
-from sqlalchemy import Integer, and_, cast, or_, select, tuple_
+from sqlalchemy import Integer, and_, cast, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.geometry import EARTH_RADIUS_KM
-from alertd.channels.models import SENDING, SENT, UNKNOWN, Delivery
-from alertd.channels.sms.models import Subscriber, SubscriberArea
+from alertd.channels.models import (
+    CANCELLED,
+    FAILED,
+    OPEN_STATES,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Delivery,
+)
+from alertd.channels.sms.models import GatewayStatus, Subscriber, SubscriberArea
 from alertd.channels.sms.services import PERMISSION
 from alertd.context import Context
 from alertd.errors import Forbidden, NotFound
@@ -220,3 +229,57 @@ def recipients(
     if not widen:
         return _unique(earlier)
     return _unique(heapq.merge(earlier, area_recipients(ctx, content)))
+
+
+# The alert page's SMS counts ----------------------------------------------------------------
+
+
+def alert_counts(session: Session, alert_id: int) -> dict[str, int]:
+    """pending, sent, delivered, failed, unknown, skipped and opted out, for one alert."""
+    states = dict(
+        (state, int(n))
+        for state, n in session.execute(
+            select(Delivery.state, func.count())
+            .where(Delivery.alert_id == alert_id, Delivery.channel == CHANNEL)
+            .group_by(Delivery.state)
+        )
+    )
+    delivered = session.scalar(
+        select(func.count())
+        .select_from(GatewayStatus)
+        .where(GatewayStatus.alert_id == alert_id, GatewayStatus.status == "delivered")
+    )
+    opted_out = session.scalar(
+        select(func.count(func.distinct(Delivery.recipient)))
+        .join(Subscriber, Subscriber.id == cast(Delivery.recipient, Integer))
+        .where(
+            Delivery.alert_id == alert_id,
+            Delivery.channel == CHANNEL,
+            Subscriber.opted_out.is_(True),
+        )
+    )
+    return {
+        "pending": sum(states.get(s, 0) for s in OPEN_STATES),
+        "sent": states.get(SENT, 0),
+        "delivered": int(delivered or 0),
+        "failed": states.get(FAILED, 0),
+        "unknown": states.get(UNKNOWN, 0),
+        "skipped": states.get(SKIPPED, 0) + states.get(CANCELLED, 0),
+        "opted_out": int(opted_out or 0),
+    }
+
+
+def troubled(session: Session, alert_id: int, limit: int = 200) -> list[Delivery]:
+    """The alert's failed and unknown SMS deliveries, newest first."""
+    return list(
+        session.execute(
+            select(Delivery)
+            .where(
+                Delivery.alert_id == alert_id,
+                Delivery.channel == CHANNEL,
+                Delivery.state.in_((FAILED, UNKNOWN)),
+            )
+            .order_by(Delivery.id.desc())
+            .limit(limit)
+        ).scalars()
+    )

@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.audit.services import record
+from alertd.channels.dispatch import enqueue_open_deliveries
+from alertd.channels.models import FAILED, PENDING, Delivery
 from alertd.channels.sms.models import Subscriber, SubscriberArea
 from alertd.channels.sms.phones import BadNumber, phone_digest, to_e164
 from alertd.context import Context
@@ -352,3 +354,23 @@ def join_area(ctx: Context, phone: str, area: str, *, by: Actor) -> Subscriber:
             session.add(SubscriberArea(subscriber_id=sub.id, scheme=scheme, value=value))
         _audit(session, ctx, by, "sms.subscriber.join", sub, area=f"{scheme}={value}")
     return sub
+
+
+def retry_failed(ctx: Context, delivery_id: int, *, by: Actor) -> None:
+    """Send one failed SMS delivery again (an unknown one is settled by reconciliation, never
+    resent by hand: it may have been delivered)."""
+    _require(by, "sms.delivery.retry", delivery_id)
+    with ctx.db.transaction() as session:
+        delivery = session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is None or delivery.channel != "sms" or delivery.state != FAILED:
+            raise Conflict(f"Delivery {delivery_id} is not a failed SMS delivery.")
+        delivery.state, delivery.attempts, delivery.next_attempt_at = PENDING, 0, utcnow()
+        delivery.enqueued_at = delivery.finished_at = delivery.lease_until = None
+        record(
+            session,
+            actor=by,
+            action="sms.delivery.retry",
+            target_type="delivery",
+            target_id=delivery_id,
+        )
+        enqueue_open_deliveries(ctx, session, delivery.dispatch_id)

@@ -97,3 +97,26 @@ def texts() -> ResponseReturnValue:
             ).scalars()
         )
     return render_template("sms/texts.html", texts=rows, backend=ctx().settings.SMS_BACKEND)
+
+
+@bp.get("/alerts/<int:alert_id>")
+@login_required
+def alert_status(alert_id: int) -> ResponseReturnValue:
+    _actor()
+    with ctx().db.session() as session:
+        counts = queries.alert_counts(session, alert_id)
+        rows = queries.troubled(session, alert_id)
+    return render_template("sms/alert.html", alert_id=alert_id, counts=counts, rows=rows)
+
+
+@bp.post("/deliveries/<int:delivery_id>/retry")
+@login_required
+def retry(delivery_id: int) -> ResponseReturnValue:
+    actor = _actor()
+    alert_id = request.form.get("alert_id", type=int) or 0
+    try:
+        services.retry_failed(ctx(), delivery_id, by=actor)
+        flash(f"Delivery {delivery_id} queued again.")
+    except ServiceError as error:
+        flash(error.message, "error")
+    return redirect(url_for("sms.alert_status", alert_id=alert_id))
