@@ -125,6 +125,13 @@ class Channel:
         """What this channel will carry, per language, for the console's review."""
         return {}
 
+    def approval_problems(
+        self, ctx: Context, kind: str, content: Mapping[str, Any], public_id: str
+    ) -> dict[str, str]:
+        """Why this channel could not carry a version of ``kind`` with ``content`` (a text
+        past its length), by field; approval is refused while any channel names one."""
+        return {}
+
     def console_status(self, ctx: Context, version: Version) -> str | None:
         """One line about this version on this channel for the alert page, or None."""
         return None

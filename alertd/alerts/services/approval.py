@@ -33,7 +33,6 @@ from alertd.alerts.services._common import (
 )
 from alertd.alerts.services.publication import _publish
 from alertd.audit.digests import version_detail
-from alertd.channels.sms.messages import MAX_SEGMENTS, texts_for, too_long
 from alertd.context import Context
 from alertd.db import utcnow
 from alertd.errors import Conflict, Invalid
@@ -42,26 +41,21 @@ from alertd.errors import Conflict, Invalid
 def _check_text_length(
     ctx: Context, alert: Alert, kind: str, content: dict[str, Any], by: Actor, action: str
 ) -> None:
-    """A text message past three segments is refused at approval, with its count: nothing is
-    published, so nothing is sent on any channel."""
-    if "sms" not in ctx.channels.names():
-        return
-    long = too_long(texts_for(ctx.settings, kind, content, alert.public_id))
-    if long:
-        counts = {
-            f"sms.{lang}": f"{c.segments} segments ({c.characters} characters, {c.encoding}); "
-            f"at most {MAX_SEGMENTS}"
-            for lang, c in long.items()
-        }
-        first = next(iter(counts.items()))
+    """A channel that could not carry this content (an SMS past three segments) refuses the
+    approval with its reason: nothing is published, so nothing is sent on any channel."""
+    problems: dict[str, str] = {}
+    for channel in ctx.channels.channels():
+        problems.update(channel.approval_problems(ctx, kind, content, alert.public_id))
+    if problems:
+        first = next(iter(problems.items()))
         raise _refusal(
             Invalid,
-            f"The SMS text is too long: {first[0]} takes {first[1]}. Shorten the names, "
-            "vehicle or tip line.",
+            f"The message is too long for {first[0]}: {first[1]}. Shorten the names, vehicle "
+            "or tip line.",
             by,
             action,
             alert,
-            counts,
+            problems,
         )
 
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from alertd.channels.base import (
 from alertd.channels.models import Delivery
 from alertd.channels.sms import callbacks, queries, services
 from alertd.channels.sms import gateway as gw
-from alertd.channels.sms.messages import TEMPLATE_OF_KIND, texts_for
+from alertd.channels.sms.messages import MAX_SEGMENTS, TEMPLATE_OF_KIND, texts_for, too_long
 from alertd.channels.sms.models import Subscriber
 from alertd.context import Context
 from alertd.db import utcnow
@@ -102,6 +103,16 @@ class SmsChannel(Channel):
 
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         return self.texts(ctx, version)
+
+    def approval_problems(
+        self, ctx: Context, kind: str, content: Mapping[str, Any], public_id: str
+    ) -> dict[str, str]:
+        long = too_long(texts_for(ctx.settings, kind, content, public_id))
+        return {
+            f"sms.{lang}": f"{c.segments} segments ({c.characters} characters, {c.encoding}); "
+            f"at most {MAX_SEGMENTS}"
+            for lang, c in long.items()
+        }
 
     def console_status(self, ctx: Context, version: Version) -> str | None:
         with ctx.db.session() as session:
