@@ -94,8 +94,9 @@ def _batched(items: Iterable[str], size: int) -> Iterable[list[str]]:
 
 
 def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
-    """Write one delivery row per recipient, in batches, and send a delivery task per batch.
-    Safe to run again after a crash: rows exist once, whatever ran before."""
+    """Write one delivery row per recipient, in chunks of DELIVERY_BATCH_SIZE, and send each
+    chunk's delivery task as soon as the chunk commits. Safe to run again after a crash: rows
+    exist once, whatever ran before, and rows already queued are not queued again."""
     now = utcnow()
     with ctx.db.transaction() as session:
         claimed = rowcount(
@@ -186,14 +187,38 @@ def _write_deliveries(ctx: Context, channel: Channel, dispatch: Dispatch, versio
                 .on_conflict_do_nothing(index_elements=["version_id", "channel", "recipient"])
             )
             total += len(batch)
+            # This chunk's delivery tasks leave as soon as it commits: the first send never
+            # waits for the last row of a large plan to be written.
+            _enqueue_new(ctx, session, dispatch_id, batch)
     with ctx.db.transaction() as session:
         session.execute(
             update(Dispatch)
             .where(Dispatch.id == dispatch_id)
             .values(state=D_PLANNED, planned_at=utcnow(), planned_count=total, lease_until=None)
         )
-        enqueue_open_deliveries(ctx, session, dispatch_id)
+        # Rows an earlier, crashed planner wrote but never queued.
+        enqueue_open_deliveries(ctx, session, dispatch_id, only_stale=True)
     return total
+
+
+def _enqueue_new(ctx: Context, session: Session, dispatch_id: int, recipients: list[str]) -> None:
+    """Queue the delivery task for one planned chunk's rows not yet queued."""
+    now = utcnow()
+    ids = list(
+        session.execute(
+            select(Delivery.id)
+            .where(
+                Delivery.dispatch_id == dispatch_id,
+                Delivery.recipient.in_(recipients),
+                Delivery.state == PENDING,
+                Delivery.enqueued_at.is_(None),
+            )
+            .order_by(Delivery.id)
+        ).scalars()
+    )
+    for batch in _batched(ids, ctx.settings.DELIVERY_BATCH_SIZE):  # type: ignore[arg-type]
+        session.execute(update(Delivery).where(Delivery.id.in_(batch)).values(enqueued_at=now))
+        _send_after_commit(ctx, session, DELIVER_TASK, [dispatch_id, list(batch)])
 
 
 def enqueue_open_deliveries(

@@ -206,3 +206,29 @@ def test_the_sweeper_reconciles_unknown_outcomes_from_the_channels_own_record(
     assert [d.state for d in _rows(ctx)] == ["sent"] * RECIPIENTS
     sends = [r for call in phones.calls for r in call]
     assert len(sends) == RECIPIENTS + 1  # Only the request that never arrived went twice.
+
+
+def test_a_planned_chunk_is_queued_before_the_next_chunk_is_written(
+    ctx: Context, publisher: RecordingPublisher, officer: Actor, supervisor: Actor
+) -> None:
+    size = ctx.settings.DELIVERY_BATCH_SIZE
+    queued_when_second_chunk_began: list[int] = []
+
+    class Many(Phones):
+        def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+            for i in range(2 * size + 1):
+                if i == size:
+                    queued_when_second_chunk_began.extend(
+                        len(args[1])
+                        for name, args in publisher.sent
+                        if name == "alertd.deliver_batch"
+                    )
+                yield f"+1555{i:07d}"
+
+    many = Many()
+    ctx.use_channels(Registry([many]))
+    _approve(ctx, officer, supervisor)
+    _run(ctx, publisher)
+    assert queued_when_second_chunk_began == [size]
+    assert sum(len(call) for call in many.calls) == 2 * size + 1  # Each row sent once.
+    assert [d.state for d in _rows(ctx)] == ["sent"] * (2 * size + 1)
