@@ -257,9 +257,9 @@ def report(
         f"({med / sdk_med:.2f}×; target ≥ 1.7×: **{'met' if med >= 1.7 * sdk_med else 'not met'}"
         "**). Not measured here: the one-Celery-task-per-message baseline (≥ 4× target), "
         "`ALERTD_SMS_RATE` accuracy (the global limiter is not on main yet: the channel declares "
-        "its rate, nothing enforces it), and the 100,000-subscriber size. Deliveries on main "
-        "are still sent one request per claim-and-mark transaction (batched sending is not on "
-        "main), which is what bounds these figures.",
+        "its rate, nothing enforces it), and the 100,000-subscriber size. This run has the "
+        "engine's sub-batched sending (ALERTD_SEND_BATCH, 25 per claim) but no global limiter; "
+        "the machine was shared with other helpers' work while it ran.",
     ]
     write_section("sms", "\n".join(lines))
 
