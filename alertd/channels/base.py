@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Blueprint
+from sqlalchemy import Select
 
 from alertd.alerts.models import Version
 from alertd.channels.models import Delivery
@@ -105,6 +106,12 @@ class Channel:
         """The recipient keys for this version, in a stable order: planning is resumed after a
         crash and rows already written are not written twice."""
         return ()
+
+    def plan_query(self, ctx: Context, version: Version) -> Select[tuple[str]] | None:
+        """The recipients as a query of one column, when they live in the database: they are
+        then copied by ``INSERT ... SELECT`` in chunks, never loaded into the worker. None (the
+        default) uses ``plan``."""
+        return None
 
     def deliver(
         self, ctx: Context, version: Version, deliveries: Sequence[Delivery]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import DateTime, Select, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
@@ -162,7 +162,10 @@ def _fail_dispatch(ctx: Context, dispatch: Dispatch, error: str) -> None:
 def _write_deliveries(ctx: Context, channel: Channel, dispatch: Dispatch, version: Version) -> int:
     dispatch_id = dispatch.id
     total, size = 0, ctx.settings.DELIVERY_BATCH_SIZE
-    for batch in _batched(channel.plan(ctx, version), size):
+    query = channel.plan_query(ctx, version)
+    if query is not None:
+        total = _copy_recipients(ctx, channel, dispatch_id, version, query)
+    for batch in _batched(channel.plan(ctx, version) if query is None else (), size):
         with ctx.db.transaction() as session:
             now = utcnow()
             session.execute(
@@ -199,6 +202,55 @@ def _write_deliveries(ctx: Context, channel: Channel, dispatch: Dispatch, versio
         # Rows an earlier, crashed planner wrote but never queued.
         enqueue_open_deliveries(ctx, session, dispatch_id, only_stale=True)
     return total
+
+
+def _copy_recipients(
+    ctx: Context, channel: Channel, dispatch_id: int, version: Version, query: Select[tuple[str]]
+) -> int:
+    """INSERT ... SELECT the query's recipients in chunks ordered by recipient, the cursor being
+    the last recipient copied; each chunk's delivery task leaves when the chunk commits."""
+    recipients = query.subquery()
+    column = next(iter(recipients.c))
+    cursor, total, size = "", 0, ctx.settings.DELIVERY_BATCH_SIZE
+    while True:
+        with ctx.db.transaction() as session:
+            chunk = select(column).where(column > cursor).order_by(column).limit(size).subquery()
+            names = list(session.execute(select(chunk.c[0])).scalars())
+            if not names:
+                return total
+            now = utcnow()
+            session.execute(
+                dialect_insert(session)(Delivery)
+                .from_select(
+                    [
+                        "dispatch_id",
+                        "version_id",
+                        "alert_id",
+                        "channel",
+                        "recipient",
+                        "state",
+                        "attempts",
+                        "next_attempt_at",
+                        "created_at",
+                        "last_error",
+                    ],
+                    select(
+                        literal(dispatch_id),
+                        literal(version.id),
+                        literal(version.alert_id),
+                        literal(channel.name),
+                        chunk.c[0],
+                        literal(PENDING),
+                        literal(0),
+                        literal(now, DateTime()),
+                        literal(now, DateTime()),
+                        literal(""),
+                    ).where(chunk.c[0] > cursor),
+                )
+                .on_conflict_do_nothing(index_elements=["version_id", "channel", "recipient"])
+            )
+            total, cursor = total + len(names), names[-1]
+            _enqueue_new(ctx, session, dispatch_id, names)
 
 
 def _enqueue_new(ctx: Context, session: Session, dispatch_id: int, recipients: list[str]) -> None:

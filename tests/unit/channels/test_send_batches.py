@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select, union_all
 
 from alertd.actor import Actor
 from alertd.alerts import services
@@ -232,3 +232,28 @@ def test_a_planned_chunk_is_queued_before_the_next_chunk_is_written(
     assert queued_when_second_chunk_began == [size]
     assert sum(len(call) for call in many.calls) == 2 * size + 1  # Each row sent once.
     assert [d.state for d in _rows(ctx)] == ["sent"] * (2 * size + 1)
+
+
+def test_recipients_given_as_a_query_are_copied_in_chunks_and_sent_once(
+    ctx: Context, publisher: RecordingPublisher, officer: Actor, supervisor: Actor
+) -> None:
+    count = 2 * ctx.settings.DELIVERY_BATCH_SIZE + 1  # Three chunks: the cursor moves twice.
+    numbers = union_all(*(select(literal(f"+1555{i:07d}").label("r")) for i in range(count)))
+
+    class Listed(Phones):
+        def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+            raise AssertionError("plan_query is used instead")
+
+        def plan_query(self, ctx: Context, version: Version) -> Select[tuple[str]] | None:
+            table = numbers.subquery()
+            return select(table.c.r)
+
+    listed = Listed()
+    ctx.use_channels(Registry([listed]))
+    _approve(ctx, officer, supervisor)
+    _run(ctx, publisher)
+    rows = _rows(ctx)
+    first = [d for d in rows if d.dispatch_id == rows[0].dispatch_id]
+    assert sorted(d.recipient for d in first) == [f"+1555{i:07d}" for i in range(count)]
+    assert all(d.state == "sent" for d in first)
+    assert sum(len(call) for call in listed.calls) == count  # Each sent once.
