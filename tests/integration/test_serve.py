@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from alertd.settings import REPO_ROOT
 from tests.support.factories import alert_body
 from tests.support.processes import alertd_env, free_port, wait_for
@@ -41,6 +43,24 @@ def _cli(env: dict[str, str], *args: str, stdin: str = "") -> str:
         check=True,
         cwd=REPO_ROOT,
     ).stdout.strip()
+
+
+# Serve itself waits at most its grace period per child; the rest is headroom for a loaded CI
+# machine, where a whole suite shares two cores.
+STOP_WAIT_SECONDS = 90
+
+
+def _stop(serve: subprocess.Popen[bytes], sig: int, log_path: Path) -> None:
+    """Signal serve and wait for it; if it hangs, kill it (so no process outlives the test)
+    and fail with the end of its log, which says where it stopped."""
+    serve.send_signal(sig)
+    try:
+        serve.wait(timeout=STOP_WAIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait()
+        tail = log_path.read_text()[-3000:]
+        pytest.fail(f"serve did not stop within {STOP_WAIT_SECONDS} s of {sig!r}:\n{tail}")
 
 
 def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path) -> None:
@@ -95,8 +115,7 @@ def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path)
         groups = _children(serve.pid)
         assert len(groups) == 2, "a worker and a scheduler"
     finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(timeout=40)
+        _stop(serve, signal.SIGTERM, tmp_path / "serve.log")
         log.close()
     # Each child runs in a process group of its own; nothing of any of them may be left.
     leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
@@ -167,8 +186,7 @@ def test_serve_restarts_a_killed_worker_and_the_backlog_drains(tmp_path: Path) -
         assert _cli(env, "health").startswith("oldest untaken outbox row: 0 s")
         groups = _children(serve.pid)
     finally:
-        serve.send_signal(signal.SIGINT)
-        serve.wait(timeout=40)
+        _stop(serve, signal.SIGINT, log_path)
         log.close()
     leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
     assert leftovers == [], "worker or scheduler still running after serve stopped"
