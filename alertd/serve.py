@@ -3,11 +3,13 @@ embedded default (SQLite and a SQLite-file broker) or on whatever the settings n
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,7 +22,7 @@ from alertd.observe.logs import configure_logging
 from alertd.observe.views import MULTIPROC_ENV
 from alertd.schema import upgrade
 from alertd.settings import PREFIX, REPO_ROOT, Settings, local_url
-from alertd.supervise import Supervisor
+from alertd.supervise import STOP_GRACE_SECONDS, Supervisor
 
 WEB_THREADS = 8
 # The worker and the scheduler touch these when they have started (workers/app.py); the
@@ -29,6 +31,19 @@ READY_FILES = {"worker": "worker-ready", "beat": "beat-ready"}
 READY_WAIT_SECONDS = 30.0
 # Stands for the beat schedule file's path in the command, filled in from the settings.
 BEAT_SCHEDULE = "{schedule}"
+
+
+log = logging.getLogger(__name__)
+
+# After the children's grace period, how long serve may take to finish stopping before the
+# watchdog ends it.
+STOP_HEADROOM_SECONDS = 15.0
+
+
+def _force_exit(supervisor: Supervisor) -> None:
+    log.error("serve did not stop in time; killing the worker and the scheduler and exiting")
+    supervisor.kill_all()
+    os._exit(1)
 
 
 def _child_environment(settings: Settings) -> dict[str, str]:
@@ -179,5 +194,12 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
         # More Ctrl-Cs must not interrupt the stopping: it ends in SIGKILL for a wedged child.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Whatever stopping meets (a child that will not die, a thread that will not end),
+        # serve ends within a bound: a daemon timer kills every child and exits the process.
+        watchdog = threading.Timer(
+            STOP_GRACE_SECONDS + STOP_HEADROOM_SECONDS, _force_exit, [supervisor]
+        )
+        watchdog.daemon = True
+        watchdog.start()
         supervisor.stop()
         watch_ctx.close()

@@ -165,9 +165,16 @@ class Supervisor:
         child.restarts += 1
         self._start(child)
 
+    def kill_all(self) -> None:
+        """SIGKILL every child's process group at once, holding no lock: the last resort."""
+        for child in self.children.values():
+            if child.process is not None:
+                _signal_group(child.process, signal.SIGKILL)
+
     def stop(self) -> None:
         """Stop watching, then stop every child: SIGTERM, SIGKILL after the grace period."""
         self._stopping.set()
+        log.warning("stopping the worker and the scheduler")
         with self._lock:
             processes = self.processes
             for process in processes:
