@@ -115,8 +115,10 @@ def test_serve_runs_the_whole_dispatcher_on_the_embedded_default(tmp_path: Path)
         groups = _children(serve.pid)
         assert len(groups) == 2, "a worker and a scheduler"
     finally:
-        _stop(serve, signal.SIGTERM, tmp_path / "serve.log")
-        log.close()
+        try:
+            _stop(serve, signal.SIGTERM, tmp_path / "serve.log")
+        finally:
+            log.close()
     # Each child runs in a process group of its own; nothing of any of them may be left.
     leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
     assert leftovers == [], "worker or scheduler still running after serve stopped"
@@ -186,7 +188,9 @@ def test_serve_restarts_a_killed_worker_and_the_backlog_drains(tmp_path: Path) -
         assert _cli(env, "health").startswith("oldest untaken outbox row: 0 s")
         groups = _children(serve.pid)
     finally:
-        _stop(serve, signal.SIGINT, log_path)
-        log.close()
+        try:
+            _stop(serve, signal.SIGINT, log_path)
+        finally:
+            log.close()
     leftovers = [pid for group in [serve.pid, *groups] for pid in _pgrep("-g", str(group))]
     assert leftovers == [], "worker or scheduler still running after serve stopped"
