@@ -180,6 +180,9 @@ def serve(settings: Settings, *, port: int | None = None, host: str | None = Non
     )
     # A plain kill must stop the worker and scheduler too, not leave them running orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C must stop serve even when it was started from a shell that ignores SIGINT for
+    # its background jobs (a CI runner, a script's `&`): Python keeps an inherited SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         supervisor.start()
         _wait_until_ready(markers, supervisor.processes)
