@@ -242,7 +242,7 @@ def _report(
             "## Approvals under load, and beside a login flood",
             "",
             f"`benchmarks/approval_load.py`, {when}, Python {platform.python_version()}, "
-            f"{os.cpu_count()} cores **shared with seven other busy sessions** (1-minute load "
+            f"{os.cpu_count()} cores (1-minute load "
             f"average {load[0]:.1f} when the run started, {load[1]:.1f} when it ended; figures "
             "are noisy: compare the two rows, measured side by side).",
             "",
