@@ -178,11 +178,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         sim = self.server.sim
         length = int(self.headers.get("Content-Length", "0"))
-        form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            # The client died mid-request (a SIGKILLed worker): like any real server, act on
+            # nothing. Taking the truncated form counted a message to a number cut short.
+            self.close_connection = True
+            return
+        form = dict(urllib.parse.parse_qsl(raw.decode()))
         if not self.path.endswith("/Messages.json"):
             self._error(404, 20404, "not found")
             return
         to = form.get("To", "")
+        if not to:
+            self._error(400, 21604, "A 'To' phone number is required.")
+            return
         step = sim.next_behaviour(to)
         if isinstance(step, int):
             self._error(400, step, ERRORS.get(step, "error"))
