@@ -3,6 +3,7 @@ delivery tables. Nothing here names a channel: a new one appears as soon as it h
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alertd.actor import Actor
 from alertd.alerts.models import Version
 from alertd.channels.models import (
     D_FAILED,
@@ -23,6 +25,9 @@ from alertd.channels.models import (
     Delivery,
     Dispatch,
 )
+from alertd.context import Context
+
+log = logging.getLogger(__name__)
 
 # A channel that confirms receipt (an SMS status callback) moves a sent delivery on to this.
 DELIVERED = "delivered"
@@ -162,3 +167,31 @@ def alert_progress(session: Session, versions: Sequence[Version]) -> list[Versio
             )
         )
     return sorted(progress.values(), key=lambda p: p.seq, reverse=True)
+
+
+@dataclass(frozen=True)
+class ChannelNote:
+    """A channel's own line about the alert (its ``console_status``), and its page if any."""
+
+    channel: str
+    line: str
+    url: str | None
+
+
+def channel_notes(ctx: Context, actor: Actor, versions: Sequence[Version]) -> list[ChannelNote]:
+    """Each enabled channel's line about the newest version, for the live progress section."""
+    if not versions:
+        return []
+    latest = max(versions, key=lambda v: v.seq)
+    notes = []
+    for channel in ctx.channels.channels():
+        try:
+            line = channel.console_status(ctx, latest)
+        except Exception:  # One channel's bug must not take the alert page down.
+            log.exception("channel %s console status failed", channel.name)
+            continue
+        if line:
+            notes.append(
+                ChannelNote(channel.name, line, channel.console_page(actor, latest.alert_id))
+            )
+    return notes

@@ -43,7 +43,7 @@ from alertd.alerts.forms import (
 )
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Proposal, Version
 from alertd.alerts.previews import channel_previews
-from alertd.alerts.progress import alert_progress
+from alertd.alerts.progress import alert_progress, channel_notes
 from alertd.alerts.review import readable_diff, stale_translations
 from alertd.alerts.text import child_phrase, summary_text
 from alertd.audit.services import timeline
@@ -433,6 +433,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "counts": counts,
         "progress": progress,
         "progress_finished": all(p.finished for p in progress),
+        "channel_notes": channel_notes(ctx(), actor, alert.versions),
         "history": history,
         "proposal": proposal_view,
         "criteria": criteria,
@@ -511,11 +512,13 @@ def progress(alert_id: int) -> ResponseReturnValue:
         except NotFound:
             abort(404, description=f"There is no alert {alert_id}.")
         found = alert_progress(db, alert.versions)
+        notes = channel_notes(ctx(), g.actor, alert.versions)
     return render_template(
         "alerts/_progress.html",
         alert=alert,
         progress=found,
         progress_finished=all(p.finished for p in found),
+        channel_notes=notes,
     )
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from flask import Blueprint
 from sqlalchemy import Select
 
+from alertd.actor import Actor
 from alertd.alerts.models import Version
 from alertd.channels.models import Delivery
 
@@ -140,7 +141,13 @@ class Channel:
         return {}
 
     def console_status(self, ctx: Context, version: Version) -> str | None:
-        """One line about this version on this channel for the alert page, or None."""
+        """One line about this version on this channel for the alert page, or None. Shown in
+        the page's live progress section, so it should be one cheap query."""
+        return None
+
+    def console_page(self, actor: Actor, alert_id: int) -> str | None:
+        """The URL of this channel's own console page about an alert, when ``actor`` may open
+        it (called while a request is handled); None: no link."""
         return None
 
     def periodic(self, ctx: Context) -> None:

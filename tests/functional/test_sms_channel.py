@@ -4,7 +4,9 @@ inbound keywords signed as Twilio signs them."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,6 +18,7 @@ from alertd.broker import RecordingPublisher
 from alertd.channels.models import FAILED, SENT, UNKNOWN, Delivery
 from alertd.channels.registry import registry_for
 from alertd.channels.sms import services as sms
+from alertd.channels.sms.channel import RECONCILE_GRACE
 from alertd.channels.sms.models import ConsoleText, GatewayStatus, Subscriber
 from alertd.channels.sms.segments import count_segments
 from alertd.context import Context
@@ -127,6 +130,19 @@ def test_error_table_opt_out_invalid_retry_and_unknown(
     # ...until the message list says it went: then it is sent, with no second request.
     channel = registry_for(ctx).get("sms")
     assert channel is not None
+    # Another text to that number (another alert's) is not taken for this one: still unknown,
+    # then, once the grace period has passed with no trace of this wording, safe to retry.
+    taken = [i for i, t in enumerate(sim.taken) if t.to == IN_A[2]]
+    ours = sim.taken[taken[0]]
+    sim.taken[taken[0]] = dataclasses.replace(ours, body="AMBER Alert: another child, another area")
+    assert channel.reconcile(ctx, [unknown]) == []
+    assert unknown.attempted_at is not None
+    long_ago = dataclasses.replace(ours, at=ours.at - RECONCILE_GRACE - timedelta(seconds=10))
+    sim.taken[taken[0]] = dataclasses.replace(long_ago, body="AMBER Alert: another child")
+    unknown.attempted_at -= RECONCILE_GRACE + timedelta(seconds=10)
+    assert [o.state for o in channel.reconcile(ctx, [unknown])] == ["retry"]
+    # With this version's wording at the gateway, it went: sent, with no second request.
+    sim.taken[taken[0]] = long_ago
     settled = channel.reconcile(ctx, [unknown])
     assert [o.state for o in settled] == ["sent"] and sim.requests[IN_A[2]] == 1
 
@@ -149,6 +165,20 @@ def test_console_counts_and_retry_of_a_failed_text(
     page = client.get(f"/sms/alerts/{alert_id}").get_data(as_text=True)
     assert "<strong>1</strong> sent" in page and "<strong>2</strong> failed" in page
     assert "<strong>1</strong> opted out" in page
+    # The page keeps itself current (progress.js swaps in its section from the same URL).
+    assert f'data-url="/sms/alerts/{alert_id}"' in page and 'data-finished="true"' in page
+    # The alert page's live progress section carries the same counts and links to this page.
+    link = f'href="/sms/alerts/{alert_id}"'
+    for url in (f"/alerts/{alert_id}", f"/alerts/{alert_id}/progress"):
+        shown = client.get(url).get_data(as_text=True)
+        assert "0 pending, 1 sent, 0 delivered, 2 failed, 0 unknown, 0 skipped, 1 opted out" in (
+            shown
+        )
+        assert link in shown
+    officer_client = client.application.test_client()
+    officer_client.post("/login", data={"username": officer.username, "password": PASSWORD})
+    shown = officer_client.get(f"/alerts/{alert_id}/progress").get_data(as_text=True)
+    assert "2 failed" in shown and link not in shown
     with ctx.db.session() as session:
         failed = session.execute(
             select(Delivery)

@@ -153,6 +153,38 @@ def test_area_reached_once_the_ending_reaches_the_same_people_stop_is_honoured(
     assert len(sim.taken) - before == len(reached) - 1
 
 
+def test_an_update_that_widens_the_area_reaches_the_new_area_and_the_first_once_each(
+    sms_ctx: Context,
+    sim: twilio_sim.Simulator,
+    people: tuple[Actor, Actor, Actor],
+    sms_worker_env: dict[str, str],
+    start_celery: Callable[..., CeleryProcess],
+) -> None:
+    ctx, (officer, supervisor, operator) = sms_ctx, people
+    area_a, area_b, area_c = _numbers(211, 90), _numbers(212, 60), _numbers(213, 20)
+    _import(ctx, operator, area_a, "SAME=006037")
+    _import(ctx, operator, area_b, "SAME=006075")
+    _import(ctx, operator, area_c, "SAME=006001")
+    start_celery("worker", "--concurrency=2", env=sms_worker_env)
+    alert_id = _approve(ctx, people)
+    wait_for(lambda: len(sim.taken) >= len(area_a) and _open(ctx, alert_id) == 0, 60)
+    assert sim.per_number() == {p: 1 for p in area_a}
+
+    # Someone joins A after the alert went out: a follow-up is no new selection of A.
+    late = _numbers(214, 1)
+    _import(ctx, operator, late, "SAME=006037")
+    body = alert_body(description="Seen heading north into the next county.")
+    body["areas"] = [*body["areas"], {"description": "Bay County", "geocodes": {"SAME": "006075"}}]
+    proposal = services.propose_update(ctx, alert_id, body, by=officer)
+    services.approve_update(ctx, alert_id, by=supervisor, proposal_id=proposal.id)
+    total = 2 * len(area_a) + len(area_b)
+    wait_for(lambda: len(sim.taken) >= total and _open(ctx, alert_id) == 0, 60)
+    assert sim.per_number() == {**{p: 2 for p in area_a}, **{p: 1 for p in area_b}}
+    updates = sim.taken[len(area_a) :]
+    assert len(updates) == total - len(area_a)
+    assert all("UPDATE" in t.body.upper() for t in updates)
+
+
 def test_cancel_mid_fan_out_stops_new_requests_within_two_seconds(
     sms_ctx: Context,
     sim: twilio_sim.Simulator,

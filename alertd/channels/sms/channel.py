@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from flask import url_for
 from sqlalchemy import select
 
-from alertd.actor import SYSTEM
+from alertd.actor import SYSTEM, Actor
 from alertd.alerts.models import Alert, Version
 from alertd.channels.base import (
     OUT_FAILED,
@@ -119,6 +120,11 @@ class SmsChannel(Channel):
             counts = queries.alert_counts(session, version.alert_id)
         return ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
 
+    def console_page(self, actor: Actor, alert_id: int) -> str | None:
+        if not actor.can(services.PERMISSION):
+            return None  # The page names subscribers and the gateway's errors.
+        return url_for("sms.alert_status", alert_id=alert_id)
+
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         return (str(i) for i in self._recipients(ctx, version))
 
@@ -187,7 +193,9 @@ class SmsChannel(Channel):
 
     def reconcile(self, ctx: Context, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Ask the gateway's message list whether each unknown text went out since its attempt:
-        found is sent; absent after the grace period is safe to retry; otherwise still unknown."""
+        a text to that number with this version's wording (in any of its languages) is sent;
+        none after the grace period is safe to retry; otherwise it stays unknown. Another text to
+        the same number (the alert before a cancel, another alert) is not taken for this one."""
         ids = [int(d.recipient) for d in deliveries]
         with ctx.db.session() as session:
             phones = dict(
@@ -196,6 +204,13 @@ class SmsChannel(Channel):
                     select(Subscriber.id, Subscriber.phone).where(Subscriber.id.in_(ids))
                 )
             )
+            versions = {
+                v.id: v
+                for v in session.execute(
+                    select(Version).where(Version.id.in_({d.version_id for d in deliveries}))
+                ).scalars()
+            }
+        wordings = {vid: set(self.texts(ctx, v).values()) for vid, v in versions.items()}
         gateway, now, settled = self.gateway(ctx), utcnow(), []
         for delivery in deliveries:
             phone = phones.get(int(delivery.recipient))
@@ -206,14 +221,8 @@ class SmsChannel(Channel):
             bodies = gateway.sent_since(phone, since - timedelta(seconds=5))
             if bodies is None:
                 continue
-            if _mentions(bodies, delivery):
+            if wordings.get(delivery.version_id, set()).intersection(bodies):
                 settled.append(Outcome(delivery.id, OUT_SENT, "found at the gateway"))
             elif now - since > RECONCILE_GRACE:
                 settled.append(Outcome(delivery.id, OUT_RETRY, "not found at the gateway"))
         return settled
-
-
-def _mentions(bodies: list[str], delivery: Delivery) -> bool:
-    # Any text to that number since the attempt: this alert's texts are the only ones we send
-    # a subscriber within seconds of each other, and a duplicate costs more than a miss here.
-    return bool(bodies)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.geometry import EARTH_RADIUS_KM
+from alertd.alerts.models import Version
 from alertd.channels.models import (
     CANCELLED,
     FAILED,
@@ -224,11 +225,88 @@ def recipients(
     ctx: Context, alert_id: int, version_id: int, content: Mapping[str, Any], *, widen: bool
 ) -> Iterator[int]:
     """Who gets a follow-up: those the alert reached before, and with ``widen`` (an update)
-    also everyone now inside its areas."""
+    also everyone inside an area the update adds, that no earlier version covered. Someone
+    who joined an area already covered is not reached by a follow-up of an alert they never
+    had: follow-ups are no new area selection."""
     earlier = _earlier_recipients(ctx, alert_id, version_id)
     if not widen:
         return _unique(earlier)
-    return _unique(heapq.merge(earlier, area_recipients(ctx, content)))
+    covered = _covered_areas(ctx, alert_id, version_id)
+    return _unique(heapq.merge(earlier, added_area_recipients(ctx, content, covered)))
+
+
+def _covered_areas(ctx: Context, alert_id: int, version_id: int) -> list[Mapping[str, Any]]:
+    """The areas of every earlier alert or update version of this alert."""
+    with ctx.db.session() as session:
+        contents = session.execute(
+            select(Version.content).where(
+                Version.alert_id == alert_id,
+                Version.id != version_id,
+                Version.kind.in_(("alert", "update")),
+            )
+        ).scalars()
+        return [area for content in contents for area in content.get("areas") or []]
+
+
+def added_area_recipients(
+    ctx: Context, content: Mapping[str, Any], covered: Sequence[Mapping[str, Any]]
+) -> Iterator[int]:
+    """Reachable subscribers inside ``content``'s areas and outside every ``covered`` one, in
+    id order: the candidates are streamed as for an alert, and each page is tested against the
+    covered areas in one query per kind of area."""
+    areas = content.get("areas") or []
+    old_pairs = set(_geocodes(covered))
+    old_shapes = [_shape_key(a) for a in covered if a.get("polygon") or a.get("circle")]
+    added = [
+        a
+        for a in areas
+        if set(_geocodes([a])) - old_pairs
+        or ((a.get("polygon") or a.get("circle")) and _shape_key(a) not in old_shapes)
+    ]
+    if not added:
+        return
+    shapes = [_Shape(a) for a in covered if a.get("polygon") or a.get("circle")]
+    page: list[int] = []
+    for sub_id in area_recipients(ctx, {"areas": added}):
+        page.append(sub_id)
+        if len(page) >= STREAM_ROWS:
+            yield from _outside(ctx, page, sorted(old_pairs), shapes)
+            page = []
+    if page:
+        yield from _outside(ctx, page, sorted(old_pairs), shapes)
+
+
+def _shape_key(area: Mapping[str, Any]) -> str:
+    return repr((area.get("polygon"), area.get("circle")))
+
+
+def _outside(
+    ctx: Context, ids: list[int], pairs: list[tuple[str, str]], shapes: list[_Shape]
+) -> list[int]:
+    """``ids`` (in order) less those inside a covered geocode or shape."""
+    inside: set[int] = set()
+    with ctx.db.session() as session:
+        if pairs:
+            inside.update(
+                session.execute(
+                    select(SubscriberArea.subscriber_id).where(
+                        SubscriberArea.subscriber_id.in_(ids),
+                        tuple_(SubscriberArea.scheme, SubscriberArea.value).in_(pairs),
+                    )
+                ).scalars()
+            )
+        if shapes:
+            rows = session.execute(
+                select(Subscriber.id, Subscriber.lat, Subscriber.lon).where(
+                    Subscriber.id.in_(ids), or_(*(s.condition() for s in shapes))
+                )
+            )
+            inside.update(
+                i
+                for i, lat, lon in rows
+                if lat is not None and lon is not None and any(s.contains(lat, lon) for s in shapes)
+            )
+    return [i for i in ids if i not in inside]
 
 
 # The alert page's SMS counts ----------------------------------------------------------------

@@ -149,3 +149,30 @@ def test_selection_by_geocode_and_by_shape_each_once_and_only_reachable(
 
 def _select(ctx: Context, content: dict[str, object]) -> list[int]:
     return list(queries.area_recipients(ctx, content))
+
+
+def test_an_update_adds_only_who_is_inside_an_area_no_earlier_version_covered(
+    ctx: Context, operator: Actor
+) -> None:
+    def add(phone: str, **data: object) -> int:
+        return services.add_subscriber(ctx, {"phone": phone, **data}, by=operator).id
+
+    in_a = add("+14155550101", areas=["SAME=006037"])
+    in_a_and_b = add("+14155550102", areas=["SAME=006037", "SAME=006075"])
+    in_b = add("+14155550103", areas=["SAME=006075"])
+    point_in_b = add("+14155550104", lat=37.75, lon=-122.45)
+    point_in_a = add("+14155550105", lat=34.1, lon=-118.3)
+    add("+14155550106", areas=["SAME=006001"])
+    square_a = [[34.0, -118.5], [34.2, -118.5], [34.2, -118.2], [34.0, -118.2], [34.0, -118.5]]
+    square_b = [[37.7, -122.5], [37.8, -122.5], [37.8, -122.4], [37.7, -122.4], [37.7, -122.5]]
+    area_a = {"description": "A", "geocodes": {"SAME": "006037"}, "polygon": square_a}
+    area_b = {"description": "B", "geocodes": {"SAME": "006075"}, "polygon": square_b}
+
+    # The same area again adds nobody.
+    assert list(queries.added_area_recipients(ctx, {"areas": [area_a]}, [area_a])) == []
+    # Widened to B: those inside B and outside A, by geocode and by point.
+    widened = {"areas": [area_a, area_b]}
+    assert list(queries.added_area_recipients(ctx, widened, [area_a])) == [in_b, point_in_b]
+    assert in_a not in queries.added_area_recipients(ctx, widened, [area_a])
+    assert in_a_and_b not in queries.added_area_recipients(ctx, widened, [area_a])
+    assert point_in_a not in queries.added_area_recipients(ctx, widened, [area_a])
