@@ -93,9 +93,19 @@ class Channel:
     # Set-up ------------------------------------------------------------------------------------
 
     def configure(self, environ: Mapping[str, str] | None = None) -> None:
-        """Read this channel's own settings; called once by the registry."""
+        """Read this channel's own settings; called once by the registry. ``ALERTD_<NAME>_RATE``
+        (messages per second across every worker; 0: no limit) overrides the class's ``rate``."""
         if self.settings_class is not None:
             self.config = load_channel_settings(self.name, self.settings_class, environ)
+        env = os.environ if environ is None else environ
+        key = f"ALERTD_{self.name.upper()}_RATE"
+        if env.get(key, "").strip():
+            try:
+                rate = float(env[key])
+            except ValueError as exc:
+                raise ValueError(f"{key} must be a number, got {env[key]!r}") from exc
+            # Per deployment, not per class: the base declares it as a class-level default.
+            self.rate = rate if rate > 0 else None  # type: ignore[misc]
 
     def routes(self) -> Sequence[Routes]:
         """Blueprints the web app registers while this channel is enabled."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from alertd.actor import SYSTEM
 from alertd.alerts.models import ACTIVE, Alert, Version
 from alertd.audit.services import AuditRecord, record_many
+from alertd.channels.limiter import deliver_paced
 from alertd.channels.models import (
     FAILED,
     PENDING,
@@ -196,7 +198,9 @@ def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Del
     # No transaction is open while the channel talks to the outside world.
     started = time.perf_counter()
     try:
-        outcomes = channel.deliver(ctx, version, deliveries)
+        # Paced by the channel's global rate, when it has one (alertd/channels/limiter).
+        recheck = functools.partial(_recheck, ctx, channel, version)
+        outcomes = deliver_paced(ctx, channel, version, deliveries, recheck)
     except Exception as exc:  # A channel bug must not leave rows in "sending" for a lease.
         log.exception("channel %s failed on version %s", channel.name, version.identifier)
         state = OUT_RETRY if channel.idempotent else OUT_UNKNOWN
@@ -216,6 +220,39 @@ def _send(ctx: Context, channel: Channel, version: Version, deliveries: list[Del
     with ctx.db.transaction() as session:
         _record(ctx, session, channel, version, outcomes, deliveries)
     return sum(1 for o in outcomes if o.state == OUT_SENT)
+
+
+def _recheck(
+    ctx: Context, channel: Channel, version: Version, rest: list[Delivery]
+) -> tuple[str | None, list[Delivery]]:
+    """While rows wait for the rate limiter: why none may leave any more (a cancel), or None
+    and the rows still ours, their lease renewed so the sweeper never takes a row we hold."""
+    now = utcnow()
+    with ctx.db.transaction() as session:
+        reason = _skip_reason(session, version, channel, now)
+        if reason is not None:
+            return reason, rest
+        lease = now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS)
+        ids = [d.id for d in rest]
+        session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.state == SENDING,
+                Delivery.lease_until.in_({d.lease_until for d in rest}),
+            )
+            .values(lease_until=lease)
+            .execution_options(synchronize_session=False)
+        )
+        ours = set(
+            session.execute(
+                select(Delivery.id).where(Delivery.id.in_(ids), Delivery.lease_until == lease)
+            ).scalars()
+        )
+    kept = [d for d in rest if d.id in ours]
+    for delivery in kept:
+        delivery.lease_until = lease
+    return None, kept
 
 
 def _record_skipped(
