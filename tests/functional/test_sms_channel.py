@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -17,6 +18,7 @@ from alertd.alerts import services
 from alertd.broker import RecordingPublisher
 from alertd.channels.models import FAILED, SENT, UNKNOWN, Delivery
 from alertd.channels.registry import registry_for
+from alertd.channels.sms import gateway as gw
 from alertd.channels.sms import services as sms
 from alertd.channels.sms.channel import RECONCILE_GRACE
 from alertd.channels.sms.models import ConsoleText, GatewayStatus, Subscriber
@@ -316,3 +318,26 @@ def test_a_text_past_three_segments_is_refused_at_approval_and_nothing_is_sent(
     assert sim.per_number() == {}
     with ctx.db.session() as session:
         assert session.execute(select(Delivery)).first() is None
+
+
+def test_concurrent_sends_each_read_their_own_answer(
+    twilio_ctx: Context, sim: twilio_sim.Simulator
+) -> None:
+    # One gateway, sixteen threads: each reads its own answer, status and headers (the SDK's
+    # own HTTP client returns the answer it last stored on itself, whichever thread got it).
+    # Half the numbers here are refused.
+    numbers = [f"+1415555{i:04d}" for i in range(400)]
+    sim.script = {n: [21211] for n in numbers[::2]}
+    gateway = gw.TwilioGateway(twilio_ctx)
+    texts = [
+        gw.Text(i, 0, n, f"text {i}", "http://alertd.test/s", 600) for i, n in enumerate(numbers)
+    ]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(gateway.send, texts))
+    refused = {numbers[i] for i, r in enumerate(results) if r.outcome == gw.FAILED}
+    assert refused == set(numbers[::2])
+    assert all(r.code == 21211 for r in results if r.outcome == gw.FAILED)
+    sids = {t.to: t.sid for t in sim.taken}
+    assert {
+        numbers[i]: r.external_id for i, r in enumerate(results) if r.outcome == gw.SENT
+    } == sids
