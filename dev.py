@@ -4,6 +4,7 @@
     python3 dev.py serve      # install into .venv, then run web + worker + scheduler
     python3 dev.py serve --port 8080 --host 0.0.0.0   # options go to `alertd serve`
     python3 dev.py test       # install into .venv, then run the whole test suite
+    python3 dev.py translations   # re-extract interface text into alertd/translations/*.po
 
 ``test`` runs the suite on SQLite, then again on PostgreSQL when one answers at
 ALERTD_TEST_POSTGRES_URL. With CI set (or --strict), a missing server or any skipped test that
@@ -98,8 +99,26 @@ def run_tests(extra: list[str]) -> int:
     return code
 
 
+def update_translations() -> int:
+    """Extract every marked string (babel.cfg) and merge it into each language's catalogue;
+    new strings arrive untranslated, and tests/unit/test_translations.py fails until they are."""
+    pybabel, pot, folder = (
+        str(BIN / "pybabel"),
+        "alertd/translations/messages.pot",
+        "alertd/translations",
+    )
+    for args in (
+        ["extract", "-F", "babel.cfg", "--omit-header", "--sort-by-file", "-o", pot, "."],
+        ["update", "-i", pot, "-d", folder, "--ignore-obsolete", "--no-fuzzy-matching"],
+    ):
+        code = subprocess.run([pybabel, *args], cwd=ROOT, check=False).returncode
+        if code:
+            return code
+    return 0
+
+
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test", "install"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("serve", "test", "install", "translations"):
         print(__doc__)
         return 2
     install()
@@ -108,6 +127,8 @@ def main() -> int:
         return 0
     if command == "test":
         return run_tests(extra)
+    if command == "translations":
+        return update_translations()
     alertd = str(BIN / "alertd")
     return subprocess.run([alertd, "serve", *extra], cwd=ROOT, check=False).returncode
 

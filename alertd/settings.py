@@ -73,7 +73,7 @@ class Settings:
     SMS_BACKEND: str  # console (keeps texts in a table, sends nothing) or twilio
     SMS_RATE: float  # texts per second across every worker; 0 means no limit
     SMS_CONCURRENCY: int  # gateway requests in flight at once in one delivery task
-    SMS_DEFAULT_REGION: str  # ISO 3166 region numbers without +country are read in; empty: none
+    SMS_DEFAULT_REGION: str  # ISO 3166 region numbers without +country are read in (SMS, tip lines)
     SMS_JOIN_AREAS: str  # what JOIN <word> subscribes to: "LA=SAME=006037 SF=SAME=006075"
     TWILIO_API_BASE: str  # another base URL for Twilio's API (a simulator); empty: Twilio's
 

@@ -36,6 +36,7 @@ from alertd.accounts.services import (
 )
 from alertd.actor import ROLES, Actor
 from alertd.errors import ServiceError, TooManyRequests, Unauthenticated
+from alertd.i18n import with_article
 from alertd.web.auth import client_address, ctx, load_session_actor, login_required
 from alertd.web.http_cache import is_public_request
 
@@ -212,7 +213,7 @@ def create_user_view() -> ResponseReturnValue:
         if error.status == 403:
             return _forbidden(error.message)
         return _users_page(error.status, error=error, form=form)
-    flash(f"User {form['username'].strip()} created as {form['role']}.", "ok")
+    flash(f"User {form['username'].strip()} created as {with_article(form['role'])}.", "ok")
     return redirect(url_for("accounts.users"))
 
 

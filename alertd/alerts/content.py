@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from alertd import phones
 from alertd.alerts.criteria import RuleSet
 from alertd.alerts.geometry import polygon_problem
 from alertd.db import utcnow
@@ -221,6 +222,7 @@ def parse_content(
     default_jurisdiction: str,
     default_expires: datetime,
     max_hours: int,
+    phone_region: str | None = None,
 ) -> dict[str, Any]:
     """Check an alert body and return it normalised; raise ContentErrors naming every bad field.
 
@@ -252,6 +254,12 @@ def parse_content(
     out["criteria"] = {k: criteria.get(k) is True for k in sorted(known)}
     for field in TOP_TEXT_FIELDS:
         out[field] = c.text(field, raw.get(field), TEXT_LIMITS["short"])
+    if out["tip_line"]:
+        # The public page dials it from a tel: link, so it must be a number, not prose.
+        try:
+            out["tip_line"] = phones.tip_line(out["tip_line"], phone_region or None)
+        except phones.BadNumber as exc:
+            c.fail("tip_line", str(exc))
     for field in LONG_TEXT_FIELDS:
         out[field] = c.text(field, raw.get(field), TEXT_LIMITS["long"])
     out["children"] = _objects(c, raw, "children", lambda p, i: _child(c, p, i))

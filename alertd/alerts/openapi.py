@@ -73,7 +73,12 @@ ALERT_BODY = _obj(
         },
         "last_seen_place": _TEXT,
         "direction_of_travel": _TEXT,
-        "tip_line": _TEXT,
+        "tip_line": {
+            "type": "string",
+            "description": "a phone number with its country code (+1 800 555 0199); with "
+            "ALERTD_SMS_DEFAULT_REGION set, also a national number or that region's emergency "
+            "number (911). Free text is refused. Stored in international format.",
+        },
         "description": _TEXT,
         "instruction": _TEXT,
         "areas": {
@@ -197,7 +202,7 @@ CREATE_EXAMPLE: dict[str, Any] = {
     "vehicles": [VEHICLE_EXAMPLE],
     "last_seen_place": "Main St & 3rd Ave, Springfield",
     "direction_of_travel": "northbound on I-5",
-    "tip_line": "1-800-555-0199",
+    "tip_line": "+1 800 555 0199",
     "description": "Jane was taken from a playground by a man she does not know.",
     "areas": [
         {

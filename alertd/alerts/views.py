@@ -23,6 +23,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import ngettext
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
@@ -51,6 +52,7 @@ from alertd.channels.cap.channel import cap_status_for_alert
 from alertd.channels.dispatch import delivery_counts
 from alertd.db import utcnow
 from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.i18n import with_article
 from alertd.idempotency import services as idempotency
 from alertd.localtime import to_local
 from alertd.web.auth import ctx, login_required
@@ -218,6 +220,7 @@ def _form_refusal(parsed: ParsedForm) -> ServiceError:
             default_jurisdiction=settings.DEFAULT_JURISDICTION,
             default_expires=utcnow() + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
             max_hours=settings.MAX_ALERT_HOURS,
+            phone_region=settings.SMS_DEFAULT_REGION,
         )
     except ContentErrors as errors:
         fields = errors.fields
@@ -234,7 +237,7 @@ def _load_alert(alert_id: int) -> Alert:
 
 def _may(permission: str) -> None:
     if not _actor().can(permission):
-        abort(403, description=f"A {_actor().role} may not do this.")
+        abort(403, description=f"{with_article(_actor().role).capitalize()} may not do this.")
 
 
 @bp.route("/alerts/new", methods=["GET", "POST"])
@@ -618,6 +621,19 @@ def resolve(alert_id: int) -> ResponseReturnValue:
     )
 
 
+def _extended_message(raw: object) -> str:
+    minutes = int(str(raw)) if str(raw).isdigit() else 0
+    if not minutes:  # Refused by the service before this is shown.
+        return "Extended; an update is going out."
+    return str(
+        ngettext(
+            "Extended by %(num)d minute; an update is going out.",
+            "Extended by %(num)d minutes; an update is going out.",
+            minutes,
+        )
+    )
+
+
 @bp.post("/alerts/<int:alert_id>/extend")
 @login_required
 def extend(alert_id: int) -> ResponseReturnValue:
@@ -627,7 +643,7 @@ def extend(alert_id: int) -> ResponseReturnValue:
         alert_id,
         "extend",
         lambda: services.extend_alert(ctx(), alert_id, by=_actor(), minutes=raw),
-        f"Extended by {raw} minutes; an update is going out.",
+        _extended_message(raw),
     )
 
 

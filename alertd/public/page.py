@@ -1,8 +1,10 @@
 """The public alert page, ``/a/<public_id>``: what SMS and social posts link to.
 
-It shows what the latest published CAP message says, in the reader's language (from
-``Accept-Language``, or ``?lang=``), with the photo while the search is on, the vehicle, the tip
-line, and the alert's state first. Everything an officer typed goes through Jinja's autoescape.
+It shows the latest published version in one of the alert's languages (the reader's, from
+``?lang=`` or ``Accept-Language``), interface text and known values from the gettext catalogues
+(alertd/i18n.py). On a phone's first screen: the banner and state, the child's name, age and
+photo, the vehicle and plate, and a tap-to-call tip line; then each other fact once, labelled.
+Everything an officer typed goes through Jinja's autoescape.
 """
 
 from __future__ import annotations
@@ -11,106 +13,56 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, abort, render_template, request
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from alertd.alerts.models import ACTIVE, CANCELLED, EXPIRED, RESOLVED, Alert, Version
 from alertd.alerts.text import child_phrase
 from alertd.channels.cap.feeds import strong_etag
-from alertd.channels.cap.message import CAP_NS, primary_subtag
+from alertd.channels.cap.message import primary_subtag
 from alertd.channels.cap.models import CapDocument
-from alertd.channels.cap.validate import parse_untrusted
 from alertd.db import utcnow
+from alertd.i18n import catalogue_language
+from alertd.phones import dial_target
+from alertd.public import facts
 from alertd.public.links import base_url, public_page_path
 from alertd.web.auth import ctx
 
 PAGE_CACHE_CONTROL = "public, max-age=30"
-
-# Interface text per primary language; English fills any gap.
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "active": "ACTIVE ALERT",
-        "updated": "ACTIVE ALERT (UPDATED)",
-        "resolved": "RESOLVED: the child has been found",
-        "cancelled": "CANCELLED",
-        "expired": "EXPIRED: this alert is no longer active",
-        "ended_note": "This alert has ended. Please stop sharing it.",
-        "child": "Child",
-        "age": "Age",
-        "suspect": "Suspect",
-        "vehicle": "Vehicle",
-        "last_seen": "Last seen",
-        "direction": "Direction of travel",
-        "tip_line": "Tip line",
-        "call": "If you see the child or the vehicle, call",
-        "instruction": "What to do",
-        "languages": "Other languages",
-        "photo": "Photo of the child",
-        "exercise": "EXERCISE",
-        "test": "TEST MESSAGE",
-        "not_real": "This is not a real alert.",
-        "updated_at": "Last updated",
-        "cap": "CAP message",
-    },
-    "es": {
-        "active": "ALERTA ACTIVA",
-        "updated": "ALERTA ACTIVA (ACTUALIZADA)",
-        "resolved": "RESUELTA: el menor ha sido encontrado",
-        "cancelled": "CANCELADA",
-        "expired": "EXPIRADA: esta alerta ya no está activa",
-        "ended_note": "Esta alerta ha terminado. Por favor, deje de compartirla.",
-        "child": "Menor",
-        "age": "Edad",
-        "suspect": "Sospechoso",
-        "vehicle": "Vehículo",
-        "last_seen": "Visto por última vez",
-        "direction": "Dirección",
-        "tip_line": "Línea de información",
-        "call": "Si ve al menor o el vehículo, llame al",
-        "instruction": "Qué hacer",
-        "languages": "Otros idiomas",
-        "photo": "Foto del menor",
-        "exercise": "SIMULACRO",
-        "test": "MENSAJE DE PRUEBA",
-        "not_real": "Esta no es una alerta real.",
-        "updated_at": "Última actualización",
-        "cap": "Mensaje CAP",
-    },
-    "fr": {
-        "active": "ALERTE EN COURS",
-        "updated": "ALERTE EN COURS (MISE À JOUR)",
-        "resolved": "TERMINÉE : l'enfant a été retrouvé",
-        "cancelled": "ANNULÉE",
-        "expired": "EXPIRÉE : cette alerte n'est plus active",
-        "ended_note": "Cette alerte est terminée. Merci de ne plus la partager.",
-        "child": "Enfant",
-        "age": "Âge",
-        "suspect": "Suspect",
-        "vehicle": "Véhicule",
-        "last_seen": "Vu pour la dernière fois",
-        "direction": "Direction",
-        "tip_line": "Numéro à appeler",
-        "call": "Si vous voyez l'enfant ou le véhicule, appelez le",
-        "instruction": "Que faire",
-        "languages": "Autres langues",
-        "photo": "Photo de l'enfant",
-        "exercise": "EXERCICE",
-        "test": "MESSAGE DE TEST",
-        "not_real": "Ceci n'est pas une vraie alerte.",
-        "updated_at": "Dernière mise à jour",
-        "cap": "Message CAP",
-    },
-}
 LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français"}
 
 
+def state_text(state: str) -> str:
+    """The line under the banner, in the page's locale."""
+    texts: dict[str, str] = {
+        "active": _("Active"),
+        "updated": _("Active, updated"),
+        "resolved": _("Resolved: the child has been found"),
+        "cancelled": _("Cancelled"),
+        "expired": _("Expired: this alert is no longer active"),
+    }
+    return texts[state]
+
+
+def share_links(page_url: str, text: str) -> list[dict[str, str]]:
+    """Plain links to share the page (no scripts, no trackers): each service's own share URL."""
+    url, said = quote(page_url, safe=""), quote(text, safe="")
+    return [
+        {"name": "X", "href": f"https://x.com/intent/post?text={said}&url={url}"},
+        {"name": "Facebook", "href": f"https://www.facebook.com/sharer/sharer.php?u={url}"},
+        {"name": "WhatsApp", "href": f"https://wa.me/?text={quote(f'{text} {page_url}', safe='')}"},
+        {"name": _("Email"), "href": f"mailto:?subject={said}&body={url}"},
+    ]
+
+
 @dataclass(frozen=True)
-class InfoText:
-    headline: str
+class OfficerText:
     description: str
     instruction: str
-    contact: str
 
 
 def choose_language(
@@ -142,47 +94,15 @@ def page_state(alert: Alert, latest: Version) -> str:
     return "active" if latest.kind == "alert" else "updated"
 
 
-def info_text(xml: bytes | None, language: str) -> InfoText | None:
-    """The headline, description, instruction and contact of the message's info block in
-    `language`: the page says what the broadcasters received."""
-    if xml is None:
-        return None
-    ns = {"cap": CAP_NS}
-    root = parse_untrusted(xml)
-    for info in root.findall("cap:info", ns):
-        if (info.findtext("cap:language", "", ns) or "").strip() != language:
-            continue
-        return InfoText(
-            *(
-                (info.findtext(f"cap:{name}", "", ns) or "").strip()
-                for name in ("headline", "description", "instruction", "contact")
-            )
-        )
-    return None
-
-
-def _fallback_text(content: Mapping[str, Any], language: str, first: bool) -> InfoText:
+def officer_text(content: Mapping[str, Any], language: str, first: bool) -> OfficerText:
+    """What the officer wrote, in `language`: the page lists the facts itself, once each, so it
+    does not show the CAP description, which repeats them for readers that only get text."""
     translated = (content.get("translations") or {}).get(language) or {}
-    return InfoText(
-        # Who is missing; never the case reference, which is the police's, not the public's.
-        headline=child_phrase(content),
-        description=str(
-            translated.get("description") or (content.get("description") if first else "") or ""
-        ),
-        instruction=str(
-            translated.get("instruction") or (content.get("instruction") if first else "") or ""
-        ),
-        contact=str(content.get("tip_line") or ""),
-    )
-
-
-# Numbers on the page carry their unit; a bare "120, 23" helps nobody.
-_UNITS = {"height_cm": " cm", "weight_kg": " kg"}
-
-
-def _describe(record: Mapping[str, Any], fields: Sequence[str]) -> str:
-    return ", ".join(
-        f"{record[f]}{_UNITS.get(f, '')}" for f in fields if record.get(f) not in (None, "")
+    return OfficerText(
+        *(
+            str(translated.get(name) or (content.get(name) if first else "") or "")
+            for name in ("description", "instruction")
+        )
     )
 
 
@@ -191,7 +111,6 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
     from alertd.channels.cap.views import conditional
 
     context = ctx()
-    settings = context.settings
     with context.db.session() as session:
         alert = session.execute(
             select(Alert).where(Alert.public_id == public_id)
@@ -211,70 +130,20 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         photo = latest.photo
         photo_path = f"/photos/{photo.sha256}.{photo.extension}" if photo else None
         sent_at: datetime = latest.sent_at
-        status = latest.status
+        alert_fields = {
+            "state": state,
+            "status": latest.status,
+            "sent_at": latest.sent_at,
+            "photo_path": photo_path,
+            "cap_path": f"/cap/{document.identifier}.xml" if document else None,
+            "program": _program(context.rule_sets, alert.jurisdiction),
+        }
 
     languages = [str(lang) for lang in content.get("languages") or []] or ["en-US"]
     language = choose_language(languages, requested_language, list(request.accept_languages))
-    labels = {**LABELS["en"], **LABELS.get(primary_subtag(language), {})}
-    text = info_text(document.xml if document else None, language) or _fallback_text(
-        content, language, language == languages[0]
-    )
-    ended = state in ("resolved", "cancelled", "expired")
-    # Ended alerts drop the photo, as the CAP message does: it should stop circulating.
-    show_photo = photo_path if photo_path and not ended else None
-    page_url = base_url(settings) + public_page_path(public_id)
-    children = [
-        {
-            "name": c.get("name") or "",
-            "age": c.get("age"),
-            "details": _describe(
-                c, ("sex", "height_cm", "weight_kg", "hair", "eyes", "clothing", "marks")
-            ),
-        }
-        for c in content.get("children") or []
-    ]
-    vehicles = [
-        _describe(v, ("colour", "year", "make", "model", "plate", "plate_region"))
-        for v in content.get("vehicles") or []
-    ]
-    suspects = [_describe(s, ("name", "description")) for s in content.get("suspects") or []]
-    og_description = " ".join(text.description.split())[:300]
-    html = render_template(
-        "public/alert.html",
-        lang=language,
-        labels=labels,
-        state=state,
-        state_text=labels[state],
-        ended=ended,
-        status=status,
-        text=text,
-        children=children,
-        vehicles=[v for v in vehicles if v],
-        suspects=[s for s in suspects if s],
-        last_seen_at=content.get("last_seen_at"),
-        last_seen_place=content.get("last_seen_place"),
-        direction=content.get("direction_of_travel"),
-        tip_line=content.get("tip_line"),
-        # Only a resolve note is public; versions cancelled before cancel reasons were kept out
-        # of the content may still carry one, and the public sees the standard text instead.
-        ending_note=content.get("ending_note") if state == "resolved" else None,
-        photo_path=show_photo,
-        og_image=base_url(settings) + show_photo if show_photo else None,
-        og_title=text.headline or labels[state],
-        og_description=og_description,
-        page_url=page_url,
-        cap_path=f"/cap/{document.identifier}.xml" if document else None,
-        sent_at=sent_at,
-        others=[
-            {
-                "tag": other,
-                "name": LANGUAGE_NAMES.get(primary_subtag(other), other),
-                "href": f"{public_page_path(public_id)}?lang={other}",
-            }
-            for other in languages
-            if other != language
-        ],
-    )
+    text = officer_text(content, language, language == languages[0])
+    with force_locale(catalogue_language(primary_subtag(language))):
+        html = _render(public_id, alert_fields, content, text, language, languages)
     body = html.encode("utf-8")
     response = conditional(
         body,
@@ -287,3 +156,70 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
     # Caches must keep one copy per language, since the same URL answers in several.
     response.vary.add("Accept-Language")
     return response
+
+
+def _program(rule_sets: Mapping[str, Any], jurisdiction: str) -> str:
+    """The banner's name for the alert, the rule set's public name ("AMBER Alert")."""
+    rule_set = rule_sets.get(jurisdiction)
+    return str(rule_set.public_name) if rule_set is not None else ""
+
+
+def _render(
+    public_id: str,
+    alert: Mapping[str, Any],
+    content: Mapping[str, Any],
+    text: OfficerText,
+    language: str,
+    languages: Sequence[str],
+) -> str:
+    state = alert["state"]
+    program = alert["program"] or _("Child alert")
+    ended = state in ("resolved", "cancelled", "expired")
+    # Ended alerts drop the photo, as the CAP message does: it should stop circulating.
+    photo_path = alert["photo_path"] if not ended else None
+    base = base_url(ctx().settings)
+    page_url = base + public_page_path(public_id)
+    # Who is missing, in words every language reads alike; the CAP headline repeats the vehicle
+    # and plate the page shows just below, and the case reference is never the public's.
+    headline = child_phrase(content) or _("Missing child")
+    description = " ".join(text.description.split())[:300]
+    tip_line = str(content.get("tip_line") or "")
+    return render_template(
+        "public/alert.html",
+        lang=language,
+        program=program,
+        state=state,
+        state_text=state_text(state),
+        ended=ended,
+        status=alert["status"],
+        text=text,
+        headline=headline,
+        children=facts.children(content),
+        vehicles=facts.vehicles(content),
+        suspects=facts.suspects(content),
+        last_seen_at=content.get("last_seen_at"),
+        last_seen_place=content.get("last_seen_place"),
+        direction=content.get("direction_of_travel"),
+        tip_line=tip_line,
+        tip_dial=dial_target(tip_line) if tip_line else None,
+        # Only a resolve note is public; versions cancelled before cancel reasons were kept out
+        # of the content may still carry one, and the public sees the standard text instead.
+        ending_note=content.get("ending_note") if state == "resolved" else None,
+        photo_path=photo_path,
+        og_image=base + photo_path if photo_path else None,
+        og_title=f"{program}: {headline}" if headline else program,
+        og_description=description,
+        page_url=page_url,
+        shares=[] if ended else share_links(page_url, f"{program.upper()}: {headline}"),
+        cap_path=alert["cap_path"],
+        sent_at=alert["sent_at"],
+        others=[
+            {
+                "tag": other,
+                "name": LANGUAGE_NAMES.get(primary_subtag(other), other),
+                "href": f"{public_page_path(public_id)}?lang={other}",
+            }
+            for other in languages
+            if other != language
+        ],
+    )

@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from alertd.broker import Publisher
 from alertd.context import Context, make_context
 from alertd.db import MAX_ROW_ID
+from alertd.i18n import init_i18n
 from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
 from alertd.web.errors import register_error_pages
 from alertd.web.filters import register_filters
@@ -76,6 +77,7 @@ def create_app(
     # Public documents, feeds and pages never vary on, nor set, the session cookie.
     app.session_interface = PublicAwareSessionInterface()
     csrf.init_app(app)
+    init_i18n(app)
     register_filters(app)
     register_stall_banner(app)
 

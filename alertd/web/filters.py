@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from markupsafe import Markup, escape
 
 from alertd.db import utcnow
+from alertd.i18n import with_article
 from alertd.localtime import to_local
 
 # What a time looks like on a page: local date and time, the zone's name and, away from UTC,
@@ -57,5 +58,6 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.globals["new_idempotency_key"] = new_idempotency_key
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["when_tag"] = when_tag
+    app.jinja_env.filters["with_article"] = with_article
     app.jinja_env.globals["minutes_left"] = minutes_left
     app.jinja_env.globals["now"] = utcnow

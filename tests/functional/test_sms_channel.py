@@ -90,7 +90,7 @@ def test_alert_reaches_area_once_update_reaches_the_same_people(
     by_number = {t.to: t for t in sim.taken}
     assert by_number[IN_A[1]].body.startswith("ALERTA AMBER")
     first = by_number[IN_A[0]].body
-    assert "Jane Doe" in first and "6WCU986" in first and "+1 800 555 0199" in first
+    assert "Jane Doe" in first and "6WCU986" in first and "+1 800-555-0199" in first
     assert "/a/" in first and count_segments(first).segments == 1
     assert 0 < (by_number[IN_A[0]].validity_period or 0) <= 3 * 3600
     assert by_number[IN_A[0]].status_callback.startswith("http://alertd.test/twilio/status/")

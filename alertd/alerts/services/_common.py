@@ -94,6 +94,7 @@ def _parse(
             default_expires=utcnow().replace(microsecond=0)
             + timedelta(minutes=settings.DEFAULT_ALERT_MINUTES),
             max_hours=settings.MAX_ALERT_HOURS,
+            phone_region=settings.SMS_DEFAULT_REGION,
         )
     except ContentErrors as errors:
         raise _refusal(
