@@ -11,7 +11,7 @@ from pathlib import Path
 from alertd.alerts.models import Version
 from alertd.channels.base import Channel
 from alertd.channels.models import Delivery
-from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome
+from alertd.channels.registry import OUT_RETRY, OUT_SENT, OUT_THROTTLED, Outcome
 from alertd.context import Context
 
 RECIPIENTS = int(os.environ.get("ALERTD_TEST_RECIPIENTS", "5"))
@@ -62,3 +62,31 @@ class FlakyChannel(Channel):
         if Path(os.environ["ALERTD_TEST_FLAKY"]).exists():
             return [Outcome(d.id, OUT_SENT) for d in deliveries]
         return [Outcome(d.id, OUT_RETRY, "endpoint down", retry_after=1) for d in deliveries]
+
+
+class StormChannel(Channel):
+    """Not idempotent; answers every request with HTTP 429 and a Retry-After while the file
+    named by ALERTD_TEST_STORM exists, then accepts. Each answer is a line in the sink:
+    ``<id> throttled <time>`` or ``<id> sent <time>``."""
+
+    name = "storm"
+    idempotent = False
+    sends_superseded = False
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return [f"phone-{i}" for i in range(RECIPIENTS)]
+
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
+        storm = Path(os.environ["ALERTD_TEST_STORM"]).exists()
+        with _sink().open("a") as sink:
+            for delivery in deliveries:
+                answer = "throttled" if storm else "sent"
+                sink.write(f"{delivery.id} {answer} {time.time():.3f}\n")
+        if storm:
+            return [
+                Outcome(d.id, OUT_THROTTLED, "429 Too Many Requests", retry_after=0.5)
+                for d in deliveries
+            ]
+        return [Outcome(d.id, OUT_SENT) for d in deliveries]
