@@ -34,7 +34,16 @@ pytestmark = pytest.mark.browser
 PAGES = {
     "officer": ["/", "/alerts/new", "/alerts/{id}", "/account"],
     "supervisor": ["/", "/?state=pending", "/alerts/{id}", "/account"],
-    "operator": ["/", "/alerts/{id}", "/webhooks/", "/sms/subscribers", "/account"],
+    "operator": [
+        "/",
+        "/alerts/{id}",
+        "/webhooks/",
+        "/webhooks/alerts/{id}",
+        "/sms/subscribers",
+        "/sms/texts",
+        "/sms/alerts/{id}",
+        "/account",
+    ],
     "admin": ["/", "/alerts/{id}", "/users", "/sms/subscribers", "/account"],
 }
 # What each role may not open: the 403 page, which must pass axe too.
