@@ -118,18 +118,24 @@ class _Pacer:
             metrics.observe_limiter_wait(self.channel.name, time.monotonic() - asked)
             piece, rest = rest[: grant.granted], rest[grant.granted :]
             if pool is None:
-                self.outcomes += self._deliver(piece)
+                self.outcomes += self._deliver(piece, grant.ticket)
             else:
-                self.in_flight[pool.submit(self._deliver, piece)] = piece
+                self.in_flight[pool.submit(self._deliver, piece, grant.ticket)] = piece
             asked = time.monotonic()
 
-    def _deliver(self, piece: list[Delivery]) -> list[Outcome]:
+    def _deliver(self, piece: list[Delivery], ticket: str) -> list[Outcome]:
         try:
             return self.channel.deliver(self.ctx, self.version, piece)
         except Exception as exc:  # One piece's failure must not lose the others' outcomes.
             log.exception("channel %s failed on version %s", self.channel.name, self.version.id)
             state = OUT_RETRY if self.channel.idempotent else OUT_UNKNOWN
             return [Outcome(d.id, state, f"{type(exc).__name__}: {exc}") for d in piece]
+        finally:
+            # Answered: the grant now counts for one more window, not until it is given up on.
+            try:
+                self.bucket.release(self.channel.name, ticket)
+            except Exception:  # Unreleased, the grant only holds its place longer.
+                log.warning("rate limiter for %s unreachable on release", self.channel.name)
 
     def _settle(self, *, block_all: bool) -> None:
         if not self.in_flight:
