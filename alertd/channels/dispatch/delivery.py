@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
@@ -39,7 +39,7 @@ from alertd.channels.registry import (
     registry_for,
 )
 from alertd.context import Context
-from alertd.db import rowcount, utcnow
+from alertd.db import utcnow
 from alertd.observe import metrics
 from alertd.observe.logs import log_context
 
@@ -286,6 +286,7 @@ def _record(
     by_id = {d.id: d for d in claimed}
     audits = []
     newly_sent: list[int] = []
+    planned: list[tuple[Delivery, Outcome, str, dict[str, Any]]] = []
     for outcome in outcomes:
         delivery = by_id.get(outcome.delivery_id)
         if delivery is None:
@@ -341,18 +342,11 @@ def _record(
         values["state"] = state
         if state != RETRY_WAIT:
             values["finished_at"] = now
-        changed = rowcount(
-            session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id == delivery.id,
-                    Delivery.state == SENDING,
-                    Delivery.lease_until == delivery.lease_until,
-                )
-                .values(**values)
-            )
-        )
-        if changed:
+        planned.append((delivery, outcome, state, values))
+    held = _held(session, [delivery for delivery, *_ in planned])
+    _write_outcomes(session, [(d.id, values) for d, _, _, values in planned if d.id in held])
+    for delivery, outcome, state, values in planned:
+        if delivery.id in held:
             with log_context(delivery_id=delivery.id):
                 log.info(
                     "delivery %s %s attempt %s",
@@ -384,6 +378,50 @@ def _record(
         record_many(session, audits)
     if newly_sent:
         _observe_first_send(session, channel, version, claimed[0].dispatch_id, newly_sent, now)
+
+
+def _held(session: Session, deliveries: Sequence[Delivery]) -> set[int]:
+    """The rows still held by this claim (in "sending", under the lease it took), locked until
+    the transaction ends so that the writes after change exactly these: the sweeper may have
+    taken a row whose lease ran out."""
+    by_lease: dict[datetime | None, list[int]] = {}
+    for delivery in deliveries:
+        by_lease.setdefault(delivery.lease_until, []).append(delivery.id)
+    held: set[int] = set()
+    for lease, ids in by_lease.items():
+        held.update(
+            session.execute(
+                select(Delivery.id)
+                .where(
+                    Delivery.id.in_(ids), Delivery.state == SENDING, Delivery.lease_until == lease
+                )
+                .order_by(Delivery.id)
+                .with_for_update()
+            ).scalars()
+        )
+    return held
+
+
+def _write_outcomes(session: Session, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    """One UPDATE per set of columns written, run for all its rows at once (an executemany,
+    which psycopg pipelines): a statement per delivery was a round trip per text."""
+    table = cast(Table, Delivery.__table__)
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for delivery_id, values in rows:
+        # A throttled row gives its attempt back: an expression, the same for every such row.
+        plain = {k: v for k, v in values.items() if k != "attempts"}
+        key = (*sorted(plain), *(("attempts",) if "attempts" in values else ()))
+        params = {"b_id": delivery_id, **{f"b_{k}": v for k, v in plain.items()}}
+        shapes.setdefault(key, []).append(params)
+    for key, params_list in shapes.items():
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.state == SENDING)
+            .values({name: bindparam(f"b_{name}") for name in key if name != "attempts"})
+        )
+        if "attempts" in key:
+            statement = statement.values(attempts=table.c.attempts - 1)
+        session.execute(statement, params_list)
 
 
 def _observe_first_send(
