@@ -108,12 +108,19 @@ def update_translations() -> int:
         "alertd/translations",
     )
     for args in (
-        ["extract", "-F", "babel.cfg", "--omit-header", "--sort-by-file", "-o", pot, "."],
-        ["update", "-i", pot, "-d", folder, "--ignore-obsolete", "--no-fuzzy-matching"],
+        # No line numbers and a sorted order: a catalogue changes only when its text does, so
+        # two people adding strings in parallel rarely collide in the same lines.
+        ["extract", "-F", "babel.cfg", "--omit-header", "--no-location", "--sort-output", "."],
+        ["update", "-d", folder, "--ignore-obsolete", "--no-fuzzy-matching"],
     ):
-        code = subprocess.run([pybabel, *args], cwd=ROOT, check=False).returncode
+        command = [pybabel, args[0], "-o" if args[0] == "extract" else "-i", pot, *args[1:]]
+        code = subprocess.run(command, cwd=ROOT, check=False).returncode
         if code:
             return code
+    for po in (ROOT / folder).glob("*/LC_MESSAGES/messages.po"):
+        # The extraction time would change every catalogue on every run.
+        lines = po.read_text(encoding="utf-8").splitlines(keepends=True)
+        po.write_text("".join(x for x in lines if "POT-Creation-Date" not in x), "utf-8")
     return 0
 
 

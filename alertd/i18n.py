@@ -11,10 +11,12 @@ the alert's language when a catalogue exists for it.
 from __future__ import annotations
 
 import os
+from functools import cache
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
 from flask import Flask
 from flask_babel import Babel
 
@@ -47,6 +49,18 @@ def compile_catalogues(root: Path = TRANSLATIONS) -> list[Path]:
         partial.replace(mo)
         written.append(mo)
     return written
+
+
+@cache
+def translations(language: str) -> NullTranslations:
+    """The catalogue for a language tag (``es-US`` reads ``es``), outside any request: CAP and
+    SMS texts are built by workers. English, or a language without a catalogue, gets the
+    code's own words."""
+    chosen = catalogue_language(language.split("-")[0].lower())
+    if chosen == DEFAULT_LANGUAGE:
+        return NullTranslations()
+    compile_catalogues()
+    return Translations.load(str(TRANSLATIONS), [chosen])
 
 
 def init_i18n(app: Flask) -> None:

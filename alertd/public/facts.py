@@ -1,6 +1,6 @@
 """The facts of an alert as the public page shows them: each once, labelled, in the reader's
-language, words the officer picked from the usual vocabulary (sex, hair, eyes, colours)
-translated too. Call these inside ``flask_babel.force_locale``; free text stays as typed."""
+language (`t`, a catalogue from alertd/i18n.py), known values (sex, hair, eyes, colours)
+translated too (alertd/vocabulary.py); free text stays as typed."""
 
 from __future__ import annotations
 
@@ -8,67 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask_babel import gettext as _
-from flask_babel import pgettext
-
-
-def _vocabulary() -> dict[str, dict[str, str]]:
-    """Known values per kind, English key to the reader's word. Built at call time, inside the
-    page's locale; each literal is extracted into the catalogues by pybabel."""
-    return {
-        "sex": {
-            "female": pgettext("sex", "female"),
-            "male": pgettext("sex", "male"),
-            "f": pgettext("sex", "female"),
-            "m": pgettext("sex", "male"),
-            "girl": pgettext("sex", "female"),
-            "boy": pgettext("sex", "male"),
-        },
-        "hair": {
-            "black": pgettext("hair", "black"),
-            "brown": pgettext("hair", "brown"),
-            "blond": pgettext("hair", "blond"),
-            "blonde": pgettext("hair", "blond"),
-            "red": pgettext("hair", "red"),
-            "grey": pgettext("hair", "grey"),
-            "gray": pgettext("hair", "grey"),
-            "white": pgettext("hair", "white"),
-            "bald": pgettext("hair", "bald"),
-        },
-        "eyes": {
-            "brown": pgettext("eyes", "brown"),
-            "blue": pgettext("eyes", "blue"),
-            "green": pgettext("eyes", "green"),
-            "hazel": pgettext("eyes", "hazel"),
-            "grey": pgettext("eyes", "grey"),
-            "gray": pgettext("eyes", "grey"),
-            "black": pgettext("eyes", "black"),
-        },
-        "colour": {
-            "black": pgettext("colour", "black"),
-            "white": pgettext("colour", "white"),
-            "grey": pgettext("colour", "grey"),
-            "gray": pgettext("colour", "grey"),
-            "silver": pgettext("colour", "silver"),
-            "blue": pgettext("colour", "blue"),
-            "red": pgettext("colour", "red"),
-            "green": pgettext("colour", "green"),
-            "yellow": pgettext("colour", "yellow"),
-            "orange": pgettext("colour", "orange"),
-            "brown": pgettext("colour", "brown"),
-            "beige": pgettext("colour", "beige"),
-            "gold": pgettext("colour", "gold"),
-            "purple": pgettext("colour", "purple"),
-            "maroon": pgettext("colour", "maroon"),
-            "tan": pgettext("colour", "tan"),
-        },
-    }
-
-
-def translate_value(words: Mapping[str, Mapping[str, str]], kind: str, value: Any) -> str:
-    """The reader's word for a known value of `kind`, else the value as typed."""
-    text = "" if value is None else str(value).strip()
-    return words.get(kind, {}).get(text.casefold(), text)
+from alertd.vocabulary import Catalogue, known_words, translate_value, vehicle_words
 
 
 @dataclass(frozen=True)
@@ -90,22 +30,23 @@ class Vehicle:
     plate: str
 
 
-def children(content: Mapping[str, Any]) -> list[Person]:
-    words = _vocabulary()
+def children(t: Catalogue, content: Mapping[str, Any]) -> list[Person]:
+    words = known_words(t)
     out = []
     for child in content.get("children") or []:
+        height, weight = child.get("height_cm"), child.get("weight_kg")
         facts = [
-            (_("Sex"), translate_value(words, "sex", child.get("sex"))),
-            (_("Height"), _("%(cm)s cm", cm=child["height_cm"]) if child.get("height_cm") else ""),
-            (_("Weight"), _("%(kg)s kg", kg=child["weight_kg"]) if child.get("weight_kg") else ""),
-            (_("Hair"), translate_value(words, "hair", child.get("hair"))),
-            (_("Eyes"), translate_value(words, "eyes", child.get("eyes"))),
-            (_("Clothing"), str(child.get("clothing") or "")),
-            (_("Marks"), str(child.get("marks") or "")),
+            (t.gettext("Sex"), translate_value(words, "sex", child.get("sex"))),
+            (t.gettext("Height"), t.gettext("%(cm)s cm") % {"cm": height} if height else ""),
+            (t.gettext("Weight"), t.gettext("%(kg)s kg") % {"kg": weight} if weight else ""),
+            (t.gettext("Hair"), translate_value(words, "hair", child.get("hair"))),
+            (t.gettext("Eyes"), translate_value(words, "eyes", child.get("eyes"))),
+            (t.gettext("Clothing"), str(child.get("clothing") or "")),
+            (t.gettext("Marks"), str(child.get("marks") or "")),
         ]
         out.append(
             Person(
-                name=str(child.get("name") or "") or _("Child"),
+                name=str(child.get("name") or "") or t.gettext("Child"),
                 age=child.get("age"),
                 facts=[Fact(label, value) for label, value in facts if value],
             )
@@ -113,33 +54,27 @@ def children(content: Mapping[str, Any]) -> list[Person]:
     return out
 
 
-def suspects(content: Mapping[str, Any]) -> list[Person]:
+def suspects(t: Catalogue, content: Mapping[str, Any]) -> list[Person]:
     return [
         Person(
-            name=str(s.get("name") or "") or _("Suspect"),
+            name=str(s.get("name") or "") or t.gettext("Suspect"),
             age=None,
-            facts=[Fact(_("Description"), str(s["description"]))] if s.get("description") else [],
+            facts=[Fact(t.gettext("Description"), str(s["description"]))]
+            if s.get("description")
+            else [],
         )
         for s in content.get("suspects") or []
     ]
 
 
-def vehicles(content: Mapping[str, Any]) -> list[Vehicle]:
-    words = _vocabulary()
+def vehicles(t: Catalogue, content: Mapping[str, Any]) -> list[Vehicle]:
     out = []
     for v in content.get("vehicles") or []:
-        # Word order is the language's: "blue 2014 Nissan Versa", "Nissan Versa 2014 azul".
-        described = _(
-            "%(colour)s %(year)s %(make)s %(model)s",
-            colour=translate_value(words, "colour", v.get("colour")),
-            year=v.get("year") or "",
-            make=v.get("make") or "",
-            model=v.get("model") or "",
-        )
         plate = str(v.get("plate") or "")
         if plate and v.get("plate_region"):
-            plate = _("%(plate)s (%(region)s)", plate=plate, region=v["plate_region"])
-        description = " ".join(described.split())
+            region = v["plate_region"]
+            plate = t.gettext("%(plate)s (%(region)s)") % {"plate": plate, "region": region}
+        description = vehicle_words(t, v)
         if description or plate:
             out.append(Vehicle(description=description, plate=plate))
     return out

@@ -26,7 +26,7 @@ from alertd.channels.cap.feeds import strong_etag
 from alertd.channels.cap.message import primary_subtag
 from alertd.channels.cap.models import CapDocument
 from alertd.db import utcnow
-from alertd.i18n import catalogue_language
+from alertd.i18n import catalogue_language, translations
 from alertd.phones import dial_target
 from alertd.public import facts
 from alertd.public.links import base_url, public_page_path
@@ -172,6 +172,7 @@ def _render(
     language: str,
     languages: Sequence[str],
 ) -> str:
+    catalogue = translations(language)
     state = alert["state"]
     program = alert["program"] or _("Child alert")
     ended = state in ("resolved", "cancelled", "expired")
@@ -194,9 +195,9 @@ def _render(
         status=alert["status"],
         text=text,
         headline=headline,
-        children=facts.children(content),
-        vehicles=facts.vehicles(content),
-        suspects=facts.suspects(content),
+        children=facts.children(catalogue, content),
+        vehicles=facts.vehicles(catalogue, content),
+        suspects=facts.suspects(catalogue, content),
         last_seen_at=content.get("last_seen_at"),
         last_seen_place=content.get("last_seen_place"),
         direction=content.get("direction_of_travel"),

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from alertd.errors import ServiceError
-from alertd.web.auth import load_session_actor
+from alertd.web.auth import ctx, load_session_actor
 
 # Messages for error pages, in the officer's words rather than HTTP's.
 ERROR_TEXT = {
@@ -51,6 +51,13 @@ def console_error(error: HTTPException) -> Response:
         and error.description != type(error).description
     ):
         message = error.description  # A view said what exactly was wrong.
+    if status == 413:
+        # Said with the limit, and how to get back what was typed (the browser keeps it).
+        limit = ctx().settings.MAX_PHOTO_BYTES / 1_000_000
+        message = (
+            f"The upload is too large: a photo may be at most {limit:.1f} MB. "
+            "Go back to keep what you typed, and choose a smaller photo."
+        )
     if error.name == "Bad Request" and "CSRF" in (error.description or ""):
         message = (
             "The form was not sent from this console or has expired. Reload the page and try again."

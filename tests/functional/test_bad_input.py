@@ -143,7 +143,7 @@ def test_the_console_shows_its_own_error_pages(
         403: "Only an admin manages users and tokens.",
         404: "There is nothing here.",
         405: "That action is not available here.",
-        413: "The upload is too large.",
+        413: "The upload is too large: a photo may be at most 5.0 MB. Go back to keep",
     }
     for status, response in cases.items():
         assert response.status_code == status, (status, response.status_code)

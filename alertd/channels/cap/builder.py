@@ -36,6 +36,7 @@ from alertd.channels.cap.message import (
 )
 from alertd.channels.cap.validate import IPAWS_CODE, ensure_valid_cap
 from alertd.channels.cap.wea import fit_wea, wea_length
+from alertd.vocabulary import records_in_language
 
 __all__ = ["TEMPLATES_DIR", "build_cap", "format_cap_datetime", "parse_cap_datetime", "shorten"]
 
@@ -340,9 +341,12 @@ def _context(v: CapVersion, language: str, *, first: bool) -> dict[str, Any]:
         "msg_type": v.msg_type,
         "sender_name": v.sender_name,
         "web_url": v.web_url,
-        "children": _records(content.get("children"), _CHILD_FIELDS),
+        # Known values (hair, eyes, sex, a car's colour) in the info's own language.
+        "children": records_in_language(_records(content.get("children"), _CHILD_FIELDS), language),
         "suspects": _records(content.get("suspects"), _SUSPECT_FIELDS),
-        "vehicles": _records(content.get("vehicles"), _VEHICLE_FIELDS),
+        "vehicles": records_in_language(
+            _records(content.get("vehicles"), _VEHICLE_FIELDS), language
+        ),
         "last_seen_at": _when(content.get("last_seen_at")),
         "last_seen_place": _clean(content.get("last_seen_place")),
         "direction_of_travel": _clean(content.get("direction_of_travel")),

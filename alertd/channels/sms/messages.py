@@ -13,8 +13,10 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alertd.channels.sms.segments import SegmentCount, count_segments
 from alertd.channels.sms.services import LANGUAGES
+from alertd.i18n import translations
 from alertd.public.links import public_page_url
 from alertd.settings import REPO_ROOT, Settings
+from alertd.vocabulary import vehicle_words
 
 # What each kind of version tells a subscriber; kinds not here (an extension, an expiry) send
 # nothing by SMS: the public was told nothing new.
@@ -38,14 +40,16 @@ def _environment() -> Environment:
     )
 
 
-def _values(content: Mapping[str, Any], link: str) -> dict[str, str]:
+def _values(content: Mapping[str, Any], link: str, language: str) -> dict[str, str]:
     child = (content.get("children") or [{}])[0]
     vehicle = (content.get("vehicles") or [{}])[0]
-    words = [vehicle.get(k) for k in ("colour", "make", "model")]
+    # Colour, make and model in the language's order and words (no year: room is short).
+    catalogue = translations(language)
+    words = vehicle_words(catalogue, vehicle, year=False)
     return {
         "child": str(child.get("name") or "a child"),
         "plate": str(vehicle.get("plate") or ""),
-        "vehicle": " ".join(str(w) for w in words if w).capitalize() or "Vehicle",
+        "vehicle": (words[:1].upper() + words[1:]) or catalogue.gettext("Vehicle"),
         "tip": str(content.get("tip_line") or ""),
         "link": link,
     }
@@ -58,7 +62,7 @@ def render_text(
     name = TEMPLATE_OF_KIND[kind]
     lang = language if language in LANGUAGES else "en"
     link = public_page_url(settings, public_id)
-    text = _environment().get_template(f"{lang}/{name}.txt").render(**_values(content, link))
+    text = _environment().get_template(f"{lang}/{name}.txt").render(**_values(content, link, lang))
     return _SPACES.sub(" ", text).strip()
 
 

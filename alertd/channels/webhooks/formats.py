@@ -15,6 +15,7 @@ import jinja2
 from alertd.alerts.models import Version
 from alertd.channels.webhooks.models import EVENT_OF_KIND
 from alertd.settings import REPO_ROOT, Settings
+from alertd.vocabulary import records_in_language
 
 SHORT_LIMIT, LONG_LIMIT = 280, 500
 # Telegram's caption limit; a longer caption is refused by the Bot API.
@@ -118,8 +119,9 @@ def build_message(
         "fields": {k: v for k, v in content.items() if k != "criteria"},
         "language": language,
         "names": names,
-        "children": content.get("children") or [],
-        "vehicles": content.get("vehicles") or [],
+        # The texts' words; "fields" above keeps the values as typed for machines.
+        "children": records_in_language(content.get("children") or [], language),
+        "vehicles": records_in_language(content.get("vehicles") or [], language),
         "last_seen_place": content.get("last_seen_place") or "",
         "direction_of_travel": content.get("direction_of_travel") or "",
         "tip_line": content.get("tip_line") or "",

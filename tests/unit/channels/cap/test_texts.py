@@ -146,3 +146,32 @@ def test_text_that_looks_like_html_is_warned_about() -> None:
     assert set(warnings) == {"description", "children[0].name", "translations.es-US.description"}
     ipaws = content_warnings(content, ipaws=True)
     assert "areas[0].geocodes.SAME" in ipaws
+
+
+def test_each_info_carries_known_values_in_its_own_language(
+    make_version: VersionFactory,
+) -> None:
+    # given: a child with brown hair and green eyes, a blue car, in three languages
+    content = {
+        **THREE,
+        "children": [
+            {"name": "Jane Doe", "age": 7, "sex": "female", "hair": "brown", "eyes": "green"}
+        ],
+        "vehicles": [{"make": "Nissan", "model": "Versa", "colour": "blue", "plate": "6WCU986"}],
+    }
+
+    # when
+    root = etree.fromstring(build_cap(make_version(content_changes=content)))
+
+    # then: the same catalogues as the public page give each info its words
+    text = {
+        str(info.findtext("cap:language", namespaces=NS))[:2]: str(
+            info.findtext("cap:description", namespaces=NS)
+        )
+        for info in root.findall("cap:info", NS)
+    }
+    assert "brown hair" in text["en"] and "blue" in text["en"]
+    assert "cabello castaño" in text["es"] and "ojos verdes" in text["es"]
+    assert "femenino" in text["es"] and "Nissan Versa azul" in text["es"]
+    assert "blue" not in text["es"] and "brown" not in text["es"]
+    assert "châtains" in text["fr"] and "bleue" in text["fr"]
