@@ -5,6 +5,7 @@ inbound keywords signed as Twilio signs them."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -15,6 +16,7 @@ from sqlalchemy import Integer, select
 
 from alertd.actor import Actor
 from alertd.alerts import services
+from alertd.audit.models import AuditEntry
 from alertd.broker import RecordingPublisher
 from alertd.channels.models import FAILED, SENT, UNKNOWN, Delivery
 from alertd.channels.registry import registry_for
@@ -118,7 +120,7 @@ def test_error_table_opt_out_invalid_retry_and_unknown(
 ) -> None:
     ctx = twilio_ctx
     _subscribers(ctx, operator)
-    sim.script = {IN_A[0]: [21610], IN_A[1]: [21614], IN_A[2]: ["drop"]}
+    sim.script = {IN_A[0]: [21610], IN_A[1]: [21211], IN_A[2]: ["drop"]}
     _approved(ctx, officer, supervisor)
     run_pending_tasks(ctx, publisher)
     with ctx.db.session() as session:
@@ -126,6 +128,14 @@ def test_error_table_opt_out_invalid_retry_and_unknown(
         deliveries = {int(d.recipient): d for d in session.execute(select(Delivery)).scalars()}
     assert subs[IN_A[0]].opted_out and subs[IN_A[1]].invalid
     assert deliveries[subs[IN_A[0]].id].state == FAILED
+    # Twilio's 21211 names the number; neither the delivery nor the audit chain keeps it.
+    invalid = deliveries[subs[IN_A[1]].id]
+    assert invalid.last_error.startswith("400 21211") and "[number]" in invalid.last_error
+    with ctx.db.session() as session:
+        chain = " ".join(
+            json.dumps(e.detail) for e in session.execute(select(AuditEntry)).scalars()
+        )
+    assert "21211" in chain and not any(p.lstrip("+") in chain for p in IN_A)
     # The request was taken and the connection dropped: unknown, never resent blindly...
     unknown = deliveries[subs[IN_A[2]].id]
     assert unknown.state == UNKNOWN and sim.requests[IN_A[2]] == 1

@@ -32,7 +32,8 @@ ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "simulator-auth-token"
 ERRORS = {
     21610: "Attempt to send to unsubscribed recipient",
-    21211: "The 'To' number is not a valid phone number.",
+    # As Twilio words it, naming the number.
+    21211: "The 'To' number {to} is not a valid phone number.",
     21614: "'To' number is not a valid mobile number",
 }
 
@@ -194,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         step = sim.next_behaviour(to)
         if isinstance(step, int):
-            self._error(400, step, ERRORS.get(step, "error"))
+            self._error(400, step, ERRORS.get(step, "error").format(to=to))
         elif step == "429":
             self._error(429, 20429, "Too Many Requests", **{"Retry-After": str(sim.retry_after)})
         elif step == "500":

@@ -5,6 +5,7 @@ flight. Its deliveries name subscribers by id, so a number is read only just bef
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -40,6 +41,10 @@ from config import defaults
 RECONCILE_GRACE = timedelta(seconds=60)
 # A 429 is given back as a retry after this long when the gateway named no Retry-After.
 THROTTLE_DEFAULT_SECONDS = 1.0
+# A 5xx or a connection refused with no Retry-After: 5 s, then doubling up to ten minutes,
+# each drawn between half and all of it, so texts refused together do not come back together.
+RETRY_BASE_SECONDS = 5.0
+RETRY_CAP_SECONDS = 600.0
 
 _OUTCOME = {
     gw.SENT: OUT_SENT,
@@ -193,14 +198,11 @@ class SmsChannel(Channel):
             services.mark_unreachable(ctx, int(delivery.recipient), opted_out=True, by=SYSTEM)
         elif result.code in gw.INVALID_CODES:
             services.mark_unreachable(ctx, int(delivery.recipient), opted_out=False, by=SYSTEM)
-        retry_after = result.retry_after
-        if result.outcome == gw.THROTTLED and retry_after is None:
-            retry_after = THROTTLE_DEFAULT_SECONDS
         return Outcome(
             delivery.id,
             _OUTCOME[result.outcome],
             result.error,
-            retry_after=retry_after,
+            retry_after=retry_delay(result, delivery.attempts),
             external_id=result.external_id,
         )
 
@@ -239,3 +241,17 @@ class SmsChannel(Channel):
             elif now - since > RECONCILE_GRACE:
                 settled.append(Outcome(delivery.id, OUT_RETRY, "not found at the gateway"))
         return settled
+
+
+def retry_delay(result: gw.Result, attempts: int) -> float | None:
+    """Seconds before the next try of a throttled or retryable text, jittered; a Retry-After
+    is honoured (never earlier, up to a tenth later). None for any other outcome. The engine
+    fails a text whose next try would fall after the alert's expiry."""
+    if result.outcome not in (gw.THROTTLED, gw.RETRY):
+        return None
+    if result.retry_after is not None:
+        return float(result.retry_after) * random.uniform(1.0, 1.1)  # noqa: S311 - spreading
+    if result.outcome == gw.THROTTLED:
+        return THROTTLE_DEFAULT_SECONDS * random.uniform(1.0, 2.0)  # noqa: S311
+    ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2.0 ** max(0, attempts - 1))
+    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311

@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import os
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -29,6 +30,8 @@ from alertd.channels.sms.models import ConsoleText
 from alertd.context import Context
 from alertd.db import utcnow
 
+# A phone number written in an error message: + and 7 to 15 digits, spaces or dashes allowed.
+_NUMBER = re.compile(r"\+?\d[\d \-]{5,18}\d")
 # Outcomes of one request.
 SENT, RETRY, THROTTLED, FAILED, UNKNOWN = "sent", "retry", "throttled", "failed", "unknown"
 OPTED_OUT_CODE = 21610
@@ -223,7 +226,7 @@ class TwilioGateway:
                 **sender,
             )
         except TwilioRestException as exc:
-            return self._refused(exc)
+            return self._refused(exc, text.to)
         except (
             urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError too: refused, no DNS
             urllib3.exceptions.SSLError,
@@ -246,9 +249,12 @@ class TwilioGateway:
             return Result(UNKNOWN, error="answer without a message sid")
         return Result(SENT, external_id=sid)
 
-    def _refused(self, exc: TwilioRestException) -> Result:
+    def _refused(self, exc: TwilioRestException, to: str) -> Result:
         code = exc.code if isinstance(exc.code, int) else None
-        error = f"{exc.status} {code or ''} {str(exc.msg)[:200]}".strip()
+        # Twilio names the number in some refusals ("The 'To' number +1... is not valid"); the
+        # error is kept on the delivery and in the audit chain, where numbers never go.
+        message = _NUMBER.sub("[number]", str(exc.msg).replace(to, "[number]"))
+        error = f"{exc.status} {code or ''} {message[:200]}".strip()
         if exc.status == 429:
             return Result(THROTTLED, error=error, retry_after=_retry_after(self.http.local.headers))
         if exc.status >= 500:
