@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from alertd.alerts import services
+from alertd.broker import Publisher
 from alertd.channels.models import Delivery
-from alertd.context import Context
+from alertd.context import Context, make_context
 from tests.support.factories import alert_body, make_actor
 from tests.support.processes import CeleryProcess, wait_for
 
@@ -52,14 +53,22 @@ def _rows(ctx: Context, alert_id: int, channel: str) -> list[Delivery]:
         )
 
 
+@pytest.mark.parametrize("broker", ["redis", "embedded"])
 def test_two_workers_together_stay_under_the_rate_in_every_second(
     live_ctx: Context,
     worker_env: dict[str, str],
     start_celery: Callable[..., CeleryProcess],
     sink: Path,
+    broker: str,
 ) -> None:
-    # given: two worker processes sharing one Redis, a channel that answers at once, R = 200/s
+    # given: two worker processes sharing one Redis (or, on the embedded default, one broker
+    # file and one bucket file), a channel that answers at once, R = 200/s
+    ctx = live_ctx
+    if broker == "embedded":
+        settings = live_ctx.settings.with_overrides(BROKER_URL="")
+        ctx = make_context(settings, Publisher(settings))
     env = worker_env | {
+        "ALERTD_BROKER_URL": ctx.settings.broker_url,
         "ALERTD_CHANNELS": "tests.support.channels:RecordingChannel",
         "ALERTD_RECORDING_RATE": str(RATE),
         "ALERTD_TEST_RECIPIENTS": str(RECIPIENTS),
@@ -70,10 +79,10 @@ def test_two_workers_together_stay_under_the_rate_in_every_second(
         start_celery("worker", "--concurrency=1", env=env)
 
     # when
-    alert_id = _approve(live_ctx)
+    alert_id = _approve(ctx)
 
     def finished() -> bool:
-        rows = _rows(live_ctx, alert_id, "recording")
+        rows = _rows(ctx, alert_id, "recording")
         return len(rows) == RECIPIENTS and all(d.state == "sent" for d in rows)
 
     wait_for(finished, 60, interval=0.2, message=f"{RECIPIENTS} deliveries sent")
@@ -83,12 +92,13 @@ def test_two_workers_together_stay_under_the_rate_in_every_second(
     assert sorted(Counter(line[0] for line in lines).values()) == [1] * RECIPIENTS
     times = [float(line[3]) for line in lines]
     assert busiest_window(times) <= RATE
-    # ...and the limit was what set the pace: at R the sends take about 3.5 s (an unlimited
-    # instant channel sends these in well under one). Half of R is a floor no shared machine
-    # should miss; the benchmark measures the real figure.
+    # ...and the pace was near it: half of R is a floor no shared machine should miss; the
+    # benchmark measures the real figure.
     achieved = (len(times) - 1) / (max(times) - min(times))
     assert achieved > RATE * 0.5
     assert max(times) - min(times) >= (RECIPIENTS - RATE) / RATE
+    if ctx is not live_ctx:
+        ctx.close()
 
 
 def test_a_storm_of_429s_delays_but_fails_nothing_and_uses_no_attempt(

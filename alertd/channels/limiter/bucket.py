@@ -232,7 +232,8 @@ class RedisBucket:
 
     @staticmethod
     def _keys(key: str) -> list[str]:
-        return [f"{REDIS_PREFIX}{key}", f"{REDIS_PREFIX}{key}:log"]
+        # One hash tag for both keys: a script's keys must live on one node of a cluster.
+        return [f"{REDIS_PREFIX}{{{key}}}", f"{REDIS_PREFIX}{{{key}}}:log"]
 
     def take(self, key: str, shape: Shape, wanted: int) -> Grant:
         args = [

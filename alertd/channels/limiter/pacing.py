@@ -100,8 +100,11 @@ class _Pacer:
                 self._settle(block_all=False)
                 asked = time.monotonic()
                 continue
+            # A channel that sends one request at a time takes a piece of any size: it still
+            # has one in flight. Fewer, larger pieces cost fewer round trips to the bucket.
+            wanted = len(rest) if pool is None else min(free, len(rest))
             try:
-                grant = self.bucket.take(self.channel.name, self.shape, min(free, len(rest)))
+                grant = self.bucket.take(self.channel.name, self.shape, wanted)
             except Exception as exc:  # The bucket is unreachable: nothing more leaves.
                 log.exception("rate limiter for %s unreachable", self.channel.name)
                 error = f"rate limiter unreachable: {type(exc).__name__}: {exc}"

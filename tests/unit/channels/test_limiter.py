@@ -207,10 +207,10 @@ def test_the_redis_script_grants_a_burst_then_names_the_wait(redis: RedisServer)
     assert second.granted == 0 and 0 < second.wait <= 0.04 and second.ticket == ""
     client: Redis[bytes] = Redis.from_url(redis.url)
     # The state keeps microseconds (not Lua's 14 digits) and goes away once idle.
-    at = client.hget(REDIS_PREFIX + "sms", "at")
+    at = client.hget(REDIS_PREFIX + "{sms}", "at")
     assert at is not None and len(at.split(b".")[1]) == 6
-    assert 0 < client.pttl(REDIS_PREFIX + "sms") <= (HOLD_SECONDS + 2.04) * 1000
-    assert 0 < client.pttl(REDIS_PREFIX + "sms:log") <= (HOLD_SECONDS + 2.04) * 1000
+    assert 0 < client.pttl(REDIS_PREFIX + "{sms}") <= (HOLD_SECONDS + 2.04) * 1000
+    assert 0 < client.pttl(REDIS_PREFIX + "{sms}:log") <= (HOLD_SECONDS + 2.04) * 1000
     time.sleep(0.05)
     assert bucket.take("sms", shape, 10).granted == 4
     # Another channel has its own bucket.
@@ -237,12 +237,12 @@ def test_the_redis_script_counts_a_grant_until_a_window_after_its_answer(
     assert answered.granted == 0
     assert after.granted == 5
     client: Redis[bytes] = Redis.from_url(redis.url)
-    assert client.zcard(REDIS_PREFIX + "sms:log") == 1
-    assert client.hget(REDIS_PREFIX + "sms", "used") == b"5"
+    assert client.zcard(REDIS_PREFIX + "{sms}:log") == 1
+    assert client.hget(REDIS_PREFIX + "{sms}", "used") == b"5"
     # Releasing a ticket twice, or one long gone, changes nothing.
     bucket.release("sms", first.ticket)
     bucket.release("sms", "99:1")
-    assert client.zcard(REDIS_PREFIX + "sms:log") == 1
+    assert client.zcard(REDIS_PREFIX + "{sms}:log") == 1
 
 
 def test_the_bucket_follows_the_broker(tmp_path: Path) -> None:
