@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -109,6 +110,10 @@ def _configure_sqlite(engine: Engine, *, for_writing: bool) -> None:
 # Database made by make_context carries, so each audit append authenticates the head it moves.
 AUDIT_MAC_KEY = "audit_mac_key"
 
+# How long a writer waits for its turn among this process's writers before going on to SQLite's
+# own busy wait: as long as that wait, so a lock never held this long changes nothing.
+WRITER_WAIT_SECONDS = 30.0
+
 
 class Database:
     def __init__(
@@ -132,6 +137,12 @@ class Database:
         info = {AUDIT_MAC_KEY: audit_mac_key} if audit_mac_key else {}
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, info=info)
         self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False, info=info)
+        # SQLite has one write lock, and a writer that finds it taken sleeps in growing steps
+        # (up to 100 ms each) before asking again, so under load writers queue by luck and a
+        # few wait seconds. This process's writers take turns on a lock of their own instead,
+        # each woken the moment the one before commits. Reentrant, so a transaction opened
+        # inside another in the same thread behaves as it always did (SQLite decides).
+        self._writers = threading.RLock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,22 +164,26 @@ class Database:
         its audit entry (if any) through ``on_refusal``, so a refused action leaves no trace but
         the record that it was refused.
         """
-        session = self.sessions()
-        try:
-            yield session
-            session.commit()
-        except ServiceError as error:
-            session.rollback()
-            if error.audit is not None and self.on_refusal is not None:
-                self.on_refusal(self, error)
-            raise
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            hooks: list[Callable[[], object]] = session.info.pop("after_commit", [])
-            committed = session.info.pop("committed", False)
-            session.close()
+        hooks: list[Callable[[], object]] = []
+        committed = False
+        with self._writer_turn():
+            session = self.sessions()
+            try:
+                yield session
+                session.commit()
+            except ServiceError as error:
+                session.rollback()
+                # In this transaction's turn: the refusal's entry is the write it made instead.
+                if error.audit is not None and self.on_refusal is not None:
+                    self.on_refusal(self, error)
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                hooks = session.info.pop("after_commit", [])
+                committed = session.info.pop("committed", False)
+                session.close()
         if committed:
             for hook in hooks:
                 # The decision is committed: a failing hook (a broker down, a bug) must not turn
@@ -177,6 +192,19 @@ class Database:
                     hook()
                 except Exception:
                     log.exception("after-commit hook %r failed; the commit stands", hook)
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        # After the wait, on without the turn: SQLite's busy timeout still keeps writes apart.
+        got = self._writers.acquire(timeout=WRITER_WAIT_SECONDS)
+        try:
+            yield
+        finally:
+            if got:
+                self._writers.release()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -147,43 +148,50 @@ def _remember_throttled(memo: ThrottleMemo, key: tuple[str, str | None], window:
     memo[key] = now + min(window, THROTTLE_MEMO_SECONDS)
 
 
-def _record_throttled(
-    session: Session,
-    anonymous: Actor,
-    username: str,
-    address: str | None,
-    window: int,
-    memo: ThrottleMemo | None,
-) -> None:
-    key = (username[:60], address)
-    throttled_counts[key] += 1
-    if memo is not None:
-        _remember_throttled(memo, key, window)
+def _throttle_recorded(session: Session, key: tuple[str, str | None], window: int) -> bool:
     since = utcnow() - timedelta(seconds=window)
-    already = session.execute(
+    found = session.execute(
         select(AuditEntry.id)
         .where(
             AuditEntry.action == "login.throttled",
             AuditEntry.at >= since,
             AuditEntry.target_id == key[0],
-            AuditEntry.address == address,
+            AuditEntry.address == key[1],
         )
         .limit(1)
     ).first()
-    if already is None:
-        record(
-            session,
-            actor=anonymous,
-            action="login.throttled",
-            outcome="refused",
-            target_type="user",
-            target_id=key[0],
-            detail={"window_seconds": window, "throttled_so_far": throttled_counts[key]},
-        )
+    return found is not None
+
+
+def _record_throttled(
+    db: Database, anonymous: Actor, key: tuple[str, str | None], window: int
+) -> None:
+    """The window's one entry for this account and address, if it has none yet. Asked first
+    without the write lock: every attempt after the window's first one ends there."""
+    with db.session() as session:
+        if _throttle_recorded(session, key, window):
+            return
+    with db.transaction() as session:
+        if not _throttle_recorded(session, key, window):
+            record(
+                session,
+                actor=anonymous,
+                action="login.throttled",
+                outcome="refused",
+                target_type="user",
+                target_id=key[0],
+                detail={"window_seconds": window, "throttled_so_far": throttled_counts[key]},
+            )
+
+
+# One address's password checks take turns (in this process), so that its failures are counted
+# one after another, as when the check ran inside one write transaction: a burst of parallel
+# guesses gets no more tries than the same guesses in a row. Striped: a bounded set of locks.
+_ADDRESS_TURNS = [threading.Lock() for _ in range(64)]
 
 
 def authenticate(
-    session: Session,
+    db: Database,
     username: str,
     password: str,
     *,
@@ -193,40 +201,71 @@ def authenticate(
     window_seconds: int,
     memo: ThrottleMemo | None = None,
 ) -> User:
-    """Check a password login. Failures are audited in the caller's transaction, and count
-    towards the rate limit per account and per address."""
+    """Check a password login. Failures are audited, and count towards the rate limit per
+    account and per address.
+
+    A refusal by the rate limit costs two reads and no password hash; it writes only the
+    window's one ``login.throttled`` entry. The password hash (argon2: tens of milliseconds of
+    CPU) is checked with no transaction open: on SQLite an open write transaction holds the one
+    write lock that approvals need. Only the outcome's audit entry is a write."""
     # What was typed is compared, counted and audited as storable text (no NUL bytes).
     username = storable(username, 120)
+    key = (username[:60], address)
     anonymous = Actor(None, username[:120] or "anonymous", "none", address, user_agent)
-    if _throttled(session, username, address, window_seconds, max_failures):
-        _record_throttled(session, anonymous, username, address, window_seconds, memo)
-        raise TooManyRequests("Too many failed logins. Wait a few minutes and try again.")
-    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
-    valid = False
-    try:
-        valid = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
+    with _ADDRESS_TURNS[hash(address) % len(_ADDRESS_TURNS)]:
+        with db.session() as session:
+            throttled = _throttled(session, username, address, window_seconds, max_failures)
+            user = (
+                None
+                if throttled
+                else session.execute(
+                    select(User).where(User.username == username)
+                ).scalar_one_or_none()
+            )
+        if throttled:
+            throttled_counts[key] += 1
+            if memo is not None:
+                _remember_throttled(memo, key, window_seconds)
+            _record_throttled(db, anonymous, key, window_seconds)
+            raise TooManyRequests("Too many failed logins. Wait a few minutes and try again.")
         valid = False
-    if not (user and valid and user.active):
-        record(
-            session,
-            actor=anonymous,
-            action="login.failed",
-            outcome="refused",
-            target_type="user",
-            target_id=username[:60],
-        )
-        raise Unauthenticated("Wrong username or password.")
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    record(
-        session,
-        actor=actor_for(user, address, user_agent),
-        action="login",
-        target_type="user",
-        target_id=user.username,
-    )
-    return user
+        try:
+            valid = _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        except (VerificationError, InvalidHashError):
+            valid = False
+        with db.transaction() as session:
+            # The row as it is now: deactivated, or given a new password, since it was read.
+            current = session.get(User, user.id) if user is not None else None
+            if not (
+                current is not None
+                and user is not None
+                and valid
+                and current.active
+                and current.password_hash == user.password_hash
+            ):
+                record(
+                    session,
+                    actor=anonymous,
+                    action="login.failed",
+                    outcome="refused",
+                    target_type="user",
+                    target_id=key[0],
+                )
+                failed = True
+            else:
+                failed = False
+                if _hasher.check_needs_rehash(current.password_hash):
+                    current.password_hash = _hasher.hash(password)
+                record(
+                    session,
+                    actor=actor_for(current, address, user_agent),
+                    action="login",
+                    target_type="user",
+                    target_id=current.username,
+                )
+        if failed or current is None:
+            raise Unauthenticated("Wrong username or password.")
+        return current
 
 
 def record_logout(session: Session, actor: Actor) -> None:

@@ -79,38 +79,31 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     settings = ctx().settings
-    refusal: ServiceError | None = None
     memo = current_app.extensions.setdefault("alertd.throttle_memo", {})
     if known_throttled(memo, username, client_address()):
         # Refused from memory: a flood must not queue for the database beside approvals.
         return render_template(
             "accounts/login.html", next=next_url, username=username, error=THROTTLED
         ), 429
-    with ctx().db.transaction() as db:
-        # authenticate() writes the failure's audit entry and then raises; catching here,
-        # inside the transaction, lets the commit keep that entry for the rate limit.
-        try:
-            user = authenticate(
-                db,
-                username,
-                password,
-                address=client_address(),
-                user_agent=request.headers.get("User-Agent", "")[:500],
-                max_failures=settings.LOGIN_MAX_FAILURES,
-                window_seconds=settings.LOGIN_WINDOW_SECONDS,
-                memo=memo,
-            )
-            user_id, epoch = user.id, user.session_epoch
-        except (Unauthenticated, TooManyRequests) as error:
-            refusal = error
-    if refusal is not None:
+    try:
+        user = authenticate(
+            ctx().db,
+            username,
+            password,
+            address=client_address(),
+            user_agent=request.headers.get("User-Agent", "")[:500],
+            max_failures=settings.LOGIN_MAX_FAILURES,
+            window_seconds=settings.LOGIN_WINDOW_SECONDS,
+            memo=memo,
+        )
+    except (Unauthenticated, TooManyRequests) as refusal:
         return render_template(
             "accounts/login.html", next=next_url, username=username, error=refusal.message
         ), refusal.status
     # A fresh session on sign-in, so a cookie planted before it carries nothing over.
     session.clear()
-    session["user_id"] = user_id
-    session["epoch"] = epoch
+    session["user_id"] = user.id
+    session["epoch"] = user.session_epoch
     session.permanent = True
     return redirect(safe_next(next_url))
 
