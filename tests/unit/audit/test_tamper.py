@@ -285,6 +285,27 @@ def test_the_sweeper_interval_holds_back_periodic_checkpoints(published: Context
     assert write_checkpoint(published, min_age_seconds=0) is not None
 
 
+def test_a_head_already_signed_is_not_signed_again_unless_its_file_is_gone(
+    published: Context,
+) -> None:
+    folder = published.settings.audit_checkpoint_dir
+    verifier = verifier_for(published.settings)
+    _append(published, 2)
+    first = write_checkpoint(published)
+    assert first is not None and first.path is not None
+    files = len(read_folder(folder, verifier).checkpoints)
+
+    # Several publications committed together: the first checkpoint after them covers them all.
+    assert write_checkpoint(published) == first
+    assert len(read_folder(folder, verifier).checkpoints) == files
+    first.path.unlink()
+    again = write_checkpoint(published)
+    assert again is not None and again.path == first.path and first.path.exists()
+    _append(published, 1)
+    later = write_checkpoint(published)
+    assert later is not None and later.length == first.length + 1
+
+
 def test_the_signing_key_is_readable_by_its_owner_only(published: Context) -> None:
     mode = stat.S_IMODE(key_path(published.settings).stat().st_mode)
 
