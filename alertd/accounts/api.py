@@ -5,29 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Response, jsonify
 
 from alertd.accounts.models import ApiToken
 from alertd.accounts.services import create_token, list_tokens, revoke_token, set_active
-from alertd.errors import Invalid, ServiceError
-from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
-from alertd.web.errors import api_error
-from alertd.web.jsonbody import json_object, refuse_bad_body
+from alertd.errors import Invalid
+from alertd.web.auth import ctx, current_actor, token_required
+from alertd.web.json_api import json_api_blueprint
+from alertd.web.jsonbody import json_object
 
-bp = Blueprint("accounts_api", __name__, url_prefix="/api/v1")
-bp.before_request(load_token_actor)
-bp.before_request(refuse_bad_body)
-
-
-@bp.errorhandler(ServiceError)
-def service_error(error: ServiceError) -> tuple[Response, int]:
-    return jsonify(error.as_json()), error.status
-
-
-@bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> Response:
-    return api_error(error)
+bp = json_api_blueprint("accounts_api", __name__)
 
 
 def _iso(value: Any) -> str | None:

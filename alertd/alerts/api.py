@@ -11,9 +11,8 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Response, jsonify, request, url_for
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
 
 from alertd.alerts import services
 from alertd.alerts.criteria import RuleSet
@@ -21,25 +20,13 @@ from alertd.alerts.models import Alert, Version
 from alertd.alerts.openapi import openapi_document
 from alertd.alerts.progress import alert_progress
 from alertd.channels.dispatch import delivery_counts
-from alertd.errors import Invalid, NotFound, ServiceError
+from alertd.errors import Invalid, NotFound
 from alertd.idempotency import services as idempotency
-from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
-from alertd.web.errors import api_error
-from alertd.web.jsonbody import JSON, MERGE_PATCH, json_object, refuse_bad_body
+from alertd.web.auth import ctx, current_actor, token_required
+from alertd.web.json_api import json_api_blueprint
+from alertd.web.jsonbody import JSON, MERGE_PATCH, json_object
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
-bp.before_request(load_token_actor)
-bp.before_request(refuse_bad_body)
-
-
-@bp.errorhandler(ServiceError)
-def service_error(error: ServiceError) -> tuple[Response, int]:
-    return jsonify(error.as_json()), error.status
-
-
-@bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> Response:
-    return api_error(error)
+bp = json_api_blueprint("api", __name__)
 
 
 def _body() -> dict[str, Any]:

@@ -3,29 +3,16 @@ functions as the console and the CLI."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Response, jsonify, request
 
 from alertd.channels.sms import queries, services
 from alertd.db import MAX_ROW_ID
-from alertd.errors import Invalid, ServiceError
-from alertd.web.auth import ctx, current_actor, load_token_actor, token_required
-from alertd.web.errors import api_error
-from alertd.web.jsonbody import json_object, refuse_bad_body
+from alertd.errors import Invalid
+from alertd.web.auth import ctx, current_actor, token_required
+from alertd.web.json_api import json_api_blueprint
+from alertd.web.jsonbody import json_object
 
-bp = Blueprint("sms_api", __name__, url_prefix="/api/v1")
-bp.before_request(load_token_actor)
-bp.before_request(refuse_bad_body)
-
-
-@bp.errorhandler(ServiceError)
-def service_error(error: ServiceError) -> tuple[Response, int]:
-    return jsonify(error.as_json()), error.status
-
-
-@bp.errorhandler(HTTPException)
-def http_error(error: HTTPException) -> Response:
-    return api_error(error)
+bp = json_api_blueprint("sms_api", __name__)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
