@@ -15,7 +15,7 @@ from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
 from alertd.channels.base import Channel
-from alertd.channels.dispatch import fanout
+from alertd.channels.dispatch import planning
 from alertd.channels.models import Delivery, Dispatch
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry
 from alertd.context import Context
@@ -221,7 +221,7 @@ def test_a_channel_whose_planning_keeps_failing_ends_failed_not_retried_forever(
     _active(ctx, officer, supervisor)
     run_tasks(ctx, publisher)
 
-    for _ in range(fanout.MAX_PLAN_ATTEMPTS):
+    for _ in range(planning.MAX_PLAN_ATTEMPTS):
         with ctx.db.transaction() as session:  # The planning lease runs out.
             for row in session.execute(select(Dispatch)).scalars():
                 row.lease_until = utcnow() - timedelta(seconds=1)
@@ -230,5 +230,5 @@ def test_a_channel_whose_planning_keeps_failing_ends_failed_not_retried_forever(
 
     with ctx.db.session() as session:
         row = session.execute(select(Dispatch)).scalar_one()
-        assert (row.state, row.plan_attempts) == ("failed", fanout.MAX_PLAN_ATTEMPTS)
+        assert (row.state, row.plan_attempts) == ("failed", planning.MAX_PLAN_ATTEMPTS)
         assert "subscriber lookup failed" in row.error

@@ -15,6 +15,7 @@ from alertd.alerts.models import Alert, Version
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
 from alertd.channels.base import Channel
+from alertd.channels.dispatch import planning
 from alertd.channels.models import Delivery
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry
 from alertd.context import Context
@@ -209,9 +210,14 @@ def test_the_sweeper_reconciles_unknown_outcomes_from_the_channels_own_record(
 
 
 def test_a_planned_chunk_is_queued_before_the_next_chunk_is_written(
-    ctx: Context, publisher: RecordingPublisher, officer: Actor, supervisor: Actor
+    ctx: Context,
+    publisher: RecordingPublisher,
+    officer: Actor,
+    supervisor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     size = ctx.settings.DELIVERY_BATCH_SIZE
+    monkeypatch.setattr(planning, "PLAN_CHUNK", size)
     queued_when_second_chunk_began: list[int] = []
 
     class Many(Phones):
@@ -235,8 +241,13 @@ def test_a_planned_chunk_is_queued_before_the_next_chunk_is_written(
 
 
 def test_recipients_given_as_a_query_are_copied_in_chunks_and_sent_once(
-    ctx: Context, publisher: RecordingPublisher, officer: Actor, supervisor: Actor
+    ctx: Context,
+    publisher: RecordingPublisher,
+    officer: Actor,
+    supervisor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(planning, "PLAN_CHUNK", ctx.settings.DELIVERY_BATCH_SIZE)
     count = 2 * ctx.settings.DELIVERY_BATCH_SIZE + 1  # Three chunks: the cursor moves twice.
     numbers = union_all(*(select(literal(f"+1555{i:07d}").label("r")) for i in range(count)))
 
