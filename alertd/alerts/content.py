@@ -314,7 +314,9 @@ def submission_problems(content: Mapping[str, Any], rule_set: RuleSet) -> dict[s
     for criterion in rule_set.unmet(content.get("criteria", {})):
         problems[f"criteria.{criterion.key}"] = f"not met: {criterion.label}"
     if rule_set.requires_case_reference and not content.get("case_reference"):
-        problems["case_reference"] = f"{rule_set.name} requires a case reference"
+        problems["case_reference"] = (
+            f"is required by the {rule_set.short_name} criteria (e.g. the NCIC number)"
+        )
     children = content.get("children") or []
     if not children:
         problems["children"] = "at least one child is required"
@@ -326,7 +328,7 @@ def submission_problems(content: Mapping[str, Any], rule_set: RuleSet) -> dict[s
             problems[f"children[{i}].age"] = "is required"
         elif age > rule_set.max_age:
             problems[f"children[{i}].age"] = (
-                f"{age} is above {rule_set.max_age}, the limit of the {rule_set.name} criteria"
+                f"{age} is above {rule_set.max_age}, the limit for {rule_set.short_name} alerts"
             )
     if not content.get("areas"):
         problems["areas"] = "at least one target area is required"

@@ -21,6 +21,7 @@ class RuleSet:
     name: str
     title: str
     public_name: str  # what public texts call it; never the internal key such as "us-doj"
+    short_name: str  # what officers call the plan in a sentence: "US DOJ"
     source: str
     max_age: int
     criteria: tuple[Criterion, ...]
@@ -39,6 +40,7 @@ def load_rule_sets(directory: Path) -> dict[str, RuleSet]:
             name=raw["name"],
             title=raw["title"],
             public_name=raw.get("public_name") or raw["title"],
+            short_name=raw.get("short_name") or raw["name"],
             source=raw.get("source", ""),
             max_age=int(raw["max_age"]),
             criteria=tuple(

@@ -10,43 +10,8 @@ from typing import Any
 
 from alertd.alerts.content import LONG_TEXT_FIELDS
 from alertd.alerts.criteria import RuleSet
+from alertd.alerts.labels import FIELD_LABELS, ITEM_LABELS, criterion_label, part_label
 
-# Labels as the form shows them.
-FIELD_LABELS = {
-    "status": "Status",
-    "jurisdiction": "Jurisdiction",
-    "case_reference": "Case reference",
-    "last_seen_place": "Last seen at",
-    "last_seen_at": "Last seen (time)",
-    "direction_of_travel": "Direction of travel",
-    "tip_line": "Tip line",
-    "description": "Description",
-    "instruction": "Instruction",
-    "expires_at": "Expires",
-    "languages": "Languages",
-}
-ITEM_LABELS = {"children": "Child", "suspects": "Suspect", "vehicles": "Vehicle", "areas": "Area"}
-PART_LABELS = {
-    "name": "name",
-    "sex": "sex",
-    "age": "age",
-    "height_cm": "height (cm)",
-    "weight_kg": "weight (kg)",
-    "hair": "hair",
-    "eyes": "eyes",
-    "clothing": "clothing",
-    "marks": "marks",
-    "description": "description",
-    "make": "make",
-    "model": "model",
-    "colour": "colour",
-    "year": "year",
-    "plate": "plate",
-    "plate_region": "plate state or region",
-    "geocodes": "area codes",
-    "polygon": "outline",
-    "circle": "circle",
-}
 EMPTY = "(none)"
 DATETIME_FIELDS = ("last_seen_at", "expires_at")
 
@@ -93,11 +58,10 @@ def labelled_fields(
     for group, noun in ITEM_LABELS.items():
         for i, item in enumerate(content.get(group) or []):
             for part, value in item.items():
-                label = f"{noun} {i + 1}: {PART_LABELS.get(part, part.replace('_', ' '))}"
+                label = f"{noun} {i + 1}: {part_label(part)}"
                 out[label] = _area_part(part, value) if group == "areas" else _words(value)
-    names = {c.key: c.label for c in rule_set.criteria} if rule_set else {}
     for key, met in (content.get("criteria") or {}).items():
-        out[f"Criterion: {names.get(key, key)}"] = "met" if met else "not met"
+        out[f"Criterion: {criterion_label(key, rule_set)}"] = "met" if met else "not met"
     for language, texts in (content.get("translations") or {}).items():
         for part, value in texts.items():
             out[f"{language} {FIELD_LABELS.get(part, part).lower()}"] = _words(value)

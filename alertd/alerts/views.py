@@ -31,6 +31,7 @@ from alertd.accounts.models import User
 from alertd.actor import Actor
 from alertd.alerts import services
 from alertd.alerts.content import STATUSES, ContentErrors, content_warnings, parse_content
+from alertd.alerts.form_errors import error_summary
 from alertd.alerts.forms import (
     ParsedForm,
     blank_values,
@@ -42,6 +43,7 @@ from alertd.alerts.forms import (
     values_from_request,
     zone_offset,
 )
+from alertd.alerts.labels import path_sentence, worded
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Proposal, Version
 from alertd.alerts.previews import channel_previews
 from alertd.alerts.progress import alert_progress, channel_notes
@@ -178,6 +180,7 @@ def _render_form(
     held = services.hold_photo(ctx(), photo) if photo else None
     jurisdiction = values.get("jurisdiction") or ctx().settings.DEFAULT_JURISDICTION
     rule_set = rule_sets.get(jurisdiction) or rule_sets[ctx().settings.DEFAULT_JURISDICTION]
+    summary = error_summary(errors, other, rule_set)
     targets = {
         "new": url_for("alerts.new"),
         "edit": url_for("alerts.edit", alert_id=alert.id) if alert else "",
@@ -191,6 +194,7 @@ def _render_form(
         error=error,
         errors=errors,
         other_errors=other,
+        summary=summary,
         rule_set=rule_set,
         rule_sets=rule_sets,
         statuses=STATUSES,
@@ -447,7 +451,10 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         )
         if alert.state == PENDING
         else ([], []),
-        "content_warnings": content_warnings(alert.content, ipaws=settings.CAP_IPAWS),
+        "content_warnings": worded(
+            dict(sorted(content_warnings(alert.content, ipaws=settings.CAP_IPAWS).items())),
+            rule_set,
+        ),
         "minutes_left": left,
         "near_expiry": alert.state == ACTIVE and left < settings.EXPIRY_WARNING_MINUTES,
         "extend_minutes": settings.EXTEND_MINUTES,
@@ -470,12 +477,28 @@ def _render_show(
     return render_template(
         "alerts/show.html",
         error=error,
+        field_errors=_field_errors(context, error.fields if error else {}),
         failed=failed,
         form=form or {},
         fields=error.fields if error else {},
         done=done,
         **context,
     ), status
+
+
+def _field_errors(context: Mapping[str, Any], fields: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A refused action's field errors in officer words; on a draft the officer may edit, each
+    links to its input on the edit form."""
+    alert = context["alert"]
+    editable = alert.state == DRAFT and _actor().can("alert.edit")
+    found = []
+    for path, message in fields.items():
+        if path == "reason":
+            continue  # Shown under the reason box itself.
+        name = input_name_for(path) if editable else None
+        link = f"{url_for('alerts.edit', alert_id=alert.id)}#{name}" if name else ""
+        found.append((link, path_sentence(path, message, context["rule_set"])))
+    return found
 
 
 @bp.get("/alerts/<int:alert_id>/photo")

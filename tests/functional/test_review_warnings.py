@@ -23,8 +23,10 @@ def test_the_approval_page_warns_about_html_and_a_missing_same_code_in_ipaws_mod
     page = client.get(f"/alerts/{alert.id}").get_data(as_text=True)
 
     assert 'id="content-warnings"' in page
-    assert "description: looks like HTML tags" in page
-    assert "areas[0].geocodes.SAME: add the area&#39;s SAME county code" in page
+    # In the words of the form, never the machine paths (description, areas[0].geocodes.SAME).
+    assert "Description: looks like HTML tags" in page
+    assert "Area 1: area codes, SAME: add the area&#39;s SAME county code" in page
+    assert "areas[0]" not in page
 
     clean = services.create_alert(ctx, alert_body(), by=officer)
     services.submit_alert(ctx, clean.id, by=officer)

@@ -41,3 +41,10 @@
     }
   });
 }());
+
+// A refused form opens at its error summary, so a screen reader and a keyboard start there.
+(function () {
+  "use strict";
+  var summary = document.getElementById("error-summary");
+  if (summary) { summary.focus(); }
+}());
