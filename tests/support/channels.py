@@ -22,7 +22,8 @@ def _sink() -> Path:
 
 
 class RecordingChannel(Channel):
-    """Not idempotent, like SMS: a lost lease becomes 'unknown', never a second send."""
+    """Not idempotent, like SMS: a lost lease becomes 'unknown', never a second send, and the
+    sweeper settles it from what the sink (the provider's record) says was received."""
 
     name = "recording"
     idempotent = False
@@ -44,6 +45,15 @@ class RecordingChannel(Channel):
                 )
             outcomes.append(Outcome(delivery.id, OUT_SENT))
         return outcomes
+
+    def reconcile(self, ctx: Context, deliveries: Sequence[Delivery]) -> list[Outcome]:
+        """The sink is this fake provider's own record: a delivery written there was sent; one
+        not written never left (the process died before the request), so it is safe to retry."""
+        received = {line.split()[0] for line in _sink().read_text().splitlines() if line.strip()}
+        return [
+            Outcome(d.id, OUT_SENT if str(d.id) in received else OUT_RETRY, "reconciled")
+            for d in deliveries
+        ]
 
 
 class FlakyChannel(Channel):
