@@ -133,7 +133,7 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         alert_fields = {
             "state": state,
             "status": latest.status,
-            "sent_at": latest.sent_at,
+            "sent_at": sent_at,
             "photo_path": photo_path,
             "cap_path": f"/cap/{document.identifier}.xml" if document else None,
             "program": _program(context.rule_sets, alert.jurisdiction),

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from alertd.db import utcnow
 from alertd.i18n import with_article
 from alertd.localtime import to_local
+from alertd.phones import dial_target
 
 # What a time looks like on a page: local date and time, the zone's name and, away from UTC,
 # its offset (abbreviations are ambiguous: IST is India's and Ireland's).
@@ -59,5 +60,6 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["when_tag"] = when_tag
     app.jinja_env.filters["with_article"] = with_article
+    app.jinja_env.filters["tel_target"] = dial_target
     app.jinja_env.globals["minutes_left"] = minutes_left
     app.jinja_env.globals["now"] = utcnow

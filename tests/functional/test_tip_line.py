@@ -82,3 +82,14 @@ def test_the_console_form_refuses_free_text_and_keeps_what_was_typed(
     assert "is not a phone number" in html
     assert 'value="ask for Sgt. Miller"' in html
     assert _alerts(ctx) == 0
+
+
+def test_the_alert_page_dials_the_tip_line_in_e164(
+    client: FlaskClient, ctx: Context, officer: Actor, officer_h: dict[str, str]
+) -> None:
+    created = client.post("/api/v1/alerts", json=alert_body(), headers=officer_h).get_json()
+    login(client, "officer1")
+
+    html = client.get(f"/alerts/{created['id']}").get_data(as_text=True)
+
+    assert '<a href="tel:+18005550199">+1 800-555-0199</a>' in html
