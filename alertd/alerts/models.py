@@ -12,7 +12,10 @@ from alertd.db import Base, utcnow
 DRAFT, PENDING, ACTIVE = "draft", "pending", "active"
 CANCELLED, RESOLVED, EXPIRED = "cancelled", "resolved", "expired"
 ENDED = (CANCELLED, RESOLVED, EXPIRED)
-STATES = (DRAFT, PENDING, ACTIVE, *ENDED)
+# A draft its author threw away before submitting it: kept (the audit chain names it), never
+# listed unless asked for, and never published.
+DISCARDED = "discarded"
+STATES = (DRAFT, PENDING, ACTIVE, *ENDED, DISCARDED)
 
 
 class Photo(Base):

@@ -7,6 +7,7 @@ from typing import Any
 from alertd import __version__
 from alertd.accounts.openapi import PATHS as ACCOUNT_PATHS
 from alertd.accounts.openapi import SCHEMAS as ACCOUNT_SCHEMAS
+from alertd.alerts.models import STATES as ALERT_STATES
 from alertd.channels.sms.openapi import PATHS as SMS_PATHS
 from alertd.channels.sms.openapi import SCHEMAS as SMS_SCHEMAS
 from alertd.channels.webhooks.openapi import PATHS as WEBHOOK_PATHS
@@ -299,7 +300,7 @@ REASON = _obj({"reason": _TEXT})
 PROPOSAL = _obj({"proposal_id": {"type": "integer", "description": "pending_update.id"}})
 
 
-STATES = ["draft", "pending", "active", "cancelled", "resolved", "expired"]
+STATES = list(ALERT_STATES)
 LIST_PARAMETERS = [
     {"name": "state", "in": "query", "schema": {"type": "string", "enum": STATES}},
     {

@@ -459,6 +459,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "near_expiry": alert.state == ACTIVE and left < settings.EXPIRY_WARNING_MINUTES,
         "extend_minutes": settings.EXTEND_MINUTES,
         "is_submitter": actor.user_id in (alert.created_by_id, alert.submitted_by_id),
+        "is_author": actor.user_id == alert.created_by_id,
         "banner": STATUS_BANNERS.get(alert.status),
         "states": {"draft": DRAFT, "pending": PENDING, "active": ACTIVE},
     }
@@ -595,6 +596,17 @@ def submit(alert_id: int) -> ResponseReturnValue:
         "submit",
         lambda: services.submit_alert(ctx(), alert_id, by=_actor()),
         "Submitted for approval. A second person must approve it.",
+    )
+
+
+@bp.post("/alerts/<int:alert_id>/discard")
+@login_required
+def discard(alert_id: int) -> ResponseReturnValue:
+    return _act(
+        alert_id,
+        "discard",
+        lambda: services.discard_draft(ctx(), alert_id, by=_actor()),
+        "Draft discarded. It is kept for the record but will never be published.",
     )
 
 

@@ -12,6 +12,7 @@ from alertd.alerts.services.approval import (
 )
 from alertd.alerts.services.drafting import (
     create_alert,
+    discard_draft,
     edit_alert,
     held_photo,
     hold_photo,
@@ -40,6 +41,7 @@ __all__ = [
     "approve_update",
     "cancel_alert",
     "create_alert",
+    "discard_draft",
     "due_for_expiry",
     "edit_alert",
     "expire_alert",

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from alertd.actor import Actor
 from alertd.alerts.content import submission_problems
 from alertd.alerts.models import (
+    DISCARDED,
     DRAFT,
     PENDING,
     Alert,
@@ -30,7 +31,7 @@ from alertd.alerts.services._common import (
 )
 from alertd.context import Context
 from alertd.db import utcnow
-from alertd.errors import Invalid, ServiceError
+from alertd.errors import Forbidden, Invalid, ServiceError
 
 # Unambiguous characters for public ids that are read aloud over a radio.
 _PUBLIC_ID_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -143,3 +144,34 @@ def held_photo(ctx: Context, name: str) -> bytes | None:
     with ctx.db.session() as session:
         photo = photo_by_name(session, name)
         return photo.data if photo is not None else None
+
+
+def discard_draft(ctx: Context, alert_id: int, *, by: Actor) -> Alert:
+    """Throw away a draft its author no longer wants. Only the officer who raised it, and only
+    before submission; the alert is kept as discarded so the audit chain still names it."""
+    with ctx.db.transaction() as session:
+        alert = _load(session, alert_id)
+        _require(by, "alert.edit", "alert.discard", alert)
+        if alert.created_by_id != by.user_id:
+            raise _refusal(
+                Forbidden,
+                "Only the officer who raised a draft may discard it.",
+                by,
+                "alert.discard",
+                alert,
+            )
+        if alert.state == DISCARDED:
+            return alert  # Discarding twice is harmless.
+        _require_state(
+            alert,
+            DRAFT,
+            by,
+            "alert.discard",
+            "a draft can be discarded",
+            "Ask a supervisor to reject or cancel it.",
+        )
+        alert.state = DISCARDED
+        _audit(
+            session, by, "alert.discard", alert, before={"state": DRAFT}, after={"state": DISCARDED}
+        )
+        return alert

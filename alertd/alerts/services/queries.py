@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alertd.alerts.models import (
+    DISCARDED,
     ENDED,
     STATES,
     Alert,
@@ -50,8 +51,8 @@ def list_alerts(
     if not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"limit must be 1 to {MAX_PAGE}.", fields={"limit": f"1 to {MAX_PAGE}"})
     query = select(Alert).order_by(Alert.id.desc()).limit(limit + 1)
-    if state:
-        query = query.where(Alert.state == state)
+    # Discarded drafts are listed only when asked for.
+    query = query.where(Alert.state == state if state else Alert.state != DISCARDED)
     if before is not None:
         query = query.where(Alert.id < before)
     alerts = list(session.execute(query).scalars())
