@@ -100,3 +100,22 @@ class StormChannel(Channel):
                 for d in deliveries
             ]
         return [Outcome(d.id, OUT_SENT) for d in deliveries]
+
+
+class InstantChannel(Channel):
+    """Not idempotent and instant, for the engine benchmark: every request 'arrives' at once;
+    one line per sub-batch in the sink (``<time> <id> <id> ...``) records what was sent."""
+
+    name = "instant"
+    idempotent = False
+    sends_superseded = False
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return (f"+1555{i:07d}" for i in range(RECIPIENTS))
+
+    def deliver(
+        self, ctx: Context, version: Version, deliveries: Sequence[Delivery]
+    ) -> list[Outcome]:
+        with _sink().open("a") as sink:
+            sink.write(f"{time.time():.6f} {' '.join(str(d.id) for d in deliveries)}\n")
+        return [Outcome(d.id, OUT_SENT) for d in deliveries]
