@@ -27,6 +27,12 @@ def known_words(t: Catalogue) -> dict[str, dict[str, str]]:
         return str(t.pgettext(context, message))
 
     return {
+        # The alert programmes' public names (config/criteria/*.json), which some languages say
+        # in their own order: "Alerta AMBER".
+        "programme": {
+            "amber alert": pgettext("programme", "AMBER Alert"),
+            "child alert europe": pgettext("programme", "Child Alert Europe"),
+        },
         "sex": {
             "female": pgettext("sex", "female"),
             "male": pgettext("sex", "male"),

@@ -30,6 +30,7 @@ from alertd.i18n import catalogue_language, translations
 from alertd.phones import dial_target
 from alertd.public import facts
 from alertd.public.links import base_url, public_page_path
+from alertd.vocabulary import known_words, translate_value
 from alertd.web.auth import ctx
 
 PAGE_CACHE_CONTROL = "public, max-age=30"
@@ -174,7 +175,9 @@ def _render(
 ) -> str:
     catalogue = translations(language)
     state = alert["state"]
-    program = alert["program"] or _("Child alert")
+    program = translate_value(known_words(catalogue), "programme", alert["program"]) or _(
+        "Child alert"
+    )
     ended = state in ("resolved", "cancelled", "expired")
     # Ended alerts drop the photo, as the CAP message does: it should stop circulating.
     photo_path = alert["photo_path"] if not ended else None

@@ -51,3 +51,15 @@ def test_the_public_page_leads_with_the_child_and_the_tip_line_on_a_phone(
     assert "NCIC-2026-000123" not in browser.find_element("tag name", "h1").text
     assert axe_violations(browser) == []
     screenshot(browser, "public-page-390x844")
+    shares = browser.find_elements("css selector", "ul.share a")
+    assert [a.text for a in shares] == ["X", "Facebook", "WhatsApp", "Email"]
+
+    # The Spanish page: the same first screen, its words and values in Spanish.
+    browser.get(f"{server}/a/{alert.public_id}?lang=es-US")
+    for selector in ("[data-state]", ".lead .child", "img.photo", ".lead .vehicle", "#tip-line"):
+        assert _bottom(browser, selector) <= first_screen, selector
+    assert "ALERTA AMBER" in browser.find_element("css selector", "[data-state]").text
+    lead = browser.find_element("css selector", ".lead").text
+    assert "7 años" in lead and "Nissan Versa 2014 azul" in lead and "Matrícula" in lead
+    assert axe_violations(browser) == []
+    screenshot(browser, "public-page-390x844-es")
