@@ -161,8 +161,16 @@ class SmsChannel(Channel):
         ids = [int(d.recipient) for d in deliveries]
         with ctx.db.session() as session:
             subs = {
-                s.id: (s.phone, s.language, s.opted_out or s.invalid)
-                for s in session.execute(select(Subscriber).where(Subscriber.id.in_(ids))).scalars()
+                sub_id: (phone, language, opted_out or invalid)
+                for sub_id, phone, language, opted_out, invalid in session.execute(
+                    select(
+                        Subscriber.id,
+                        Subscriber.phone,
+                        Subscriber.language,
+                        Subscriber.opted_out,
+                        Subscriber.invalid,
+                    ).where(Subscriber.id.in_(ids))
+                )
             }
         validity = gw.validity_seconds(version.expires_at)
         callback = base_url(ctx.settings) + "/twilio/status/{}"

@@ -237,11 +237,12 @@ def recipients(
 
 def _covered_areas(ctx: Context, alert_id: int, version_id: int) -> list[Mapping[str, Any]]:
     """The areas of every earlier alert or update version of this alert."""
+    seq = select(Version.seq).where(Version.id == version_id).scalar_subquery()
     with ctx.db.session() as session:
         contents = session.execute(
             select(Version.content).where(
                 Version.alert_id == alert_id,
-                Version.id != version_id,
+                Version.seq < seq,
                 Version.kind.in_(("alert", "update")),
             )
         ).scalars()
