@@ -231,6 +231,11 @@ def _form_refusal(parsed: ParsedForm) -> ServiceError:
     return Invalid("The alert has errors; nothing was saved.", fields=fields)
 
 
+def _without_buttons(values: dict[str, str]) -> dict[str, str]:
+    """What was typed, for a form redrawn without saving (the plan's checklist changed)."""
+    return {k: v for k, v in values.items() if k not in ("show_plan", "csrf_token")}
+
+
 def _load_alert(alert_id: int) -> Alert:
     with ctx().db.session() as db:
         try:
@@ -253,8 +258,11 @@ def new() -> ResponseReturnValue:
         offset = zone_offset(to_local(utcnow(), settings))
         return _render_form("new", blank_values(settings.DEFAULT_JURISDICTION, offset))
     form: MultiDict[str, str] = request.form
-    parsed = parse_form(form, ctx().rule_sets)
     values = values_from_request(form)
+    if form.get("show_plan"):
+        _may("alert.create")
+        return _render_form("new", _without_buttons(values))
+    parsed = parse_form(form, ctx().rule_sets)
     if parsed.errors:
         return _render_form("new", values, parsed=parsed, error=_form_refusal(parsed), status=400)
     try:
@@ -282,8 +290,11 @@ def edit(alert_id: int) -> ResponseReturnValue:
         if alert.expires_by_default:
             values["expires_at"] = ""  # Still "the default, from approval", unless changed.
         return _render_form("edit", values, alert=alert)
-    parsed = parse_form(request.form, ctx().rule_sets)
     values = values_from_request(request.form)
+    if request.form.get("show_plan"):
+        _may("alert.edit")
+        return _render_form("edit", _without_buttons(values), alert=alert)
+    parsed = parse_form(request.form, ctx().rule_sets)
     if parsed.errors:
         return _render_form(
             "edit", values, alert=alert, parsed=parsed, error=_form_refusal(parsed), status=400
@@ -316,8 +327,11 @@ def update(alert_id: int) -> ResponseReturnValue:
         )
     form = MultiDict(request.form)
     form["status"] = alert.status  # An update may not change the status; the form shows it.
-    parsed = parse_form(form, ctx().rule_sets)
     values = values_from_request(form)
+    if form.get("show_plan"):
+        _may("alert.propose_update")
+        return _render_form("update", _without_buttons(values), alert=alert)
+    parsed = parse_form(form, ctx().rule_sets)
     if parsed.errors:
         return _render_form(
             "update", values, alert=alert, parsed=parsed, error=_form_refusal(parsed), status=400

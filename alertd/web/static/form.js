@@ -46,5 +46,40 @@
 (function () {
   "use strict";
   var summary = document.getElementById("error-summary");
-  if (summary) { summary.focus(); }
+  if (!summary) { return; }
+  summary.focus();
+  // Following a link puts the cursor in the field, not only the field in view.
+  summary.addEventListener("click", function (event) {
+    var link = event.target.closest("a[href^='#']");
+    var field = link && document.getElementById(link.getAttribute("href").slice(1));
+    if (field && field.focus) {
+      event.preventDefault();
+      field.scrollIntoView({block: "center"});
+      field.focus();
+      history.replaceState(null, "", link.getAttribute("href"));
+    }
+  });
+}());
+
+// The criteria checklist follows the plan as it is chosen, without a save: every plan's list is
+// on the page, and only the chosen one is shown and sent (a disabled fieldset sends nothing).
+// Without script, the "Show this plan's checklist" button redraws the form instead.
+(function () {
+  "use strict";
+  var select = document.getElementById("jurisdiction");
+  var lists = document.querySelectorAll(".plan-checklist");
+  if (!select || !lists.length) { return; }
+  ["show-plan", "show-plan-hint"].forEach(function (id) {
+    var element = document.getElementById(id);
+    if (element) { element.hidden = true; }
+  });
+  function follow() {
+    Array.prototype.forEach.call(lists, function (list) {
+      var chosen = list.dataset.plan === select.value;
+      list.hidden = !chosen;
+      list.disabled = !chosen;
+    });
+  }
+  select.addEventListener("change", follow);
+  follow();
 }());
