@@ -138,7 +138,9 @@ class Bench:
             approved = session.execute(
                 select(Version.approved_at).where(Version.alert_id == alert_id)
             ).scalar_one()
-        return int(done), (last - approved).total_seconds() if last else 0.0
+        if last is None or approved is None:
+            return int(done), 0.0
+        return int(done), (last - approved).total_seconds()
 
     def fan_out(self, recipients: int, *, reads: bool, wait_all: bool = True) -> FanOut:
         result = FanOut(recipients)
@@ -209,16 +211,18 @@ class Sizes:
     big: int
 
 
-def run_database(db_url: str, name: str, sizes: Sizes, root: Path) -> dict[str, Any]:
+def run_database(
+    db_url: str, name: str, sizes: Sizes, root: Path, settings: dict[str, str]
+) -> dict[str, Any]:
     redis = RedisServer(root / f"redis-{name}")
     redis.start()
     bench = Bench(db_url, redis, root / name)
     try:
-        bench.start_workers(sizes.main)
+        bench.start_workers(sizes.main, **settings)
         new = _phase(f"{name} fan-out", lambda: bench.fan_out(sizes.main, reads=True))
-        bench.start_workers(sizes.old, SEND_BATCH="1")
+        bench.start_workers(sizes.old, **{**settings, "SEND_BATCH": "1"})
         old = _phase(f"{name} old path", lambda: bench.fan_out(sizes.old, reads=False))
-        bench.start_workers(sizes.big)
+        bench.start_workers(sizes.big, **settings)
         big = _phase(
             f"{name} first send", lambda: bench.fan_out(sizes.big, reads=False, wait_all=False)
         )
@@ -241,14 +245,20 @@ def _phase(name: str, call: Callable[[], FanOut]) -> FanOut:
     return result
 
 
-def report(sizes: Sizes, results: dict[str, dict[str, Any]], load: tuple[Any, Any]) -> str:
+def report(
+    sizes: Sizes,
+    results: dict[str, dict[str, Any]],
+    load: tuple[Any, Any],
+    settings: dict[str, str],
+) -> str:
+    chosen = "".join(f"; {k}={v}" for k, v in settings.items())
     flag = "" if sizes.main >= 100_000 else " --quick"
     lines = [
         f"## Delivery engine (`python -m benchmarks.engine{flag}`)",
         "",
         "Instant fake channel, not idempotent; two Celery worker processes (one child each); "
         "redis-server as broker; defaults otherwise (SEND_BATCH 25, DELIVERY_BATCH_SIZE "
-        "100, PLAN_CHUNK 1,000). Deliveries/s = recipients / (approval → last recorded "
+        f"100, PLAN_CHUNK 1,000{chosen}). Deliveries/s = recipients / (approval → last recorded "
         "outcome). Old path: SEND_BATCH=1 (a transaction to mark and one to record per "
         "delivery), same run. Shared 2-core machine: load average "
         f"{load[0][0]:.1f} before, {load[1][0]:.1f} after.",
@@ -279,8 +289,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10,000 recipients (smoke run)")
     parser.add_argument("--only", choices=("postgresql", "sqlite"))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting, e.g. DELIVERY_BATCH_SIZE=500 (without ALERTD_)",
+    )
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
+    settings = dict(pair.split("=", 1) for pair in args.set)
     sizes = Sizes(10_000, 1_000, 100_000) if args.quick else Sizes(100_000, 2_000, 1_000_000)
     load_before = os.getloadavg()
     results: dict[str, dict[str, Any]] = {}
@@ -288,11 +306,11 @@ def main() -> None:
         root = Path(tmp)
         if args.only != "sqlite":
             create_engine(POSTGRES).connect().close()  # Fails loudly when it does not answer.
-            results["PostgreSQL"] = run_database(POSTGRES, "postgresql", sizes, root)
+            results["PostgreSQL"] = run_database(POSTGRES, "postgresql", sizes, root, settings)
         if args.only != "postgresql":
             url = f"sqlite:///{root / 'sqlite' / 'instance' / 'bench.sqlite3'}"
-            results["SQLite"] = run_database(url, "sqlite", sizes, root)
-    text = report(sizes, results, (load_before, os.getloadavg()))
+            results["SQLite"] = run_database(url, "sqlite", sizes, root, settings)
+    text = report(sizes, results, (load_before, os.getloadavg()), settings)
     print(text)
     if not args.no_report:
         write_section("engine", text)
