@@ -16,6 +16,7 @@ histogram_quantile does). Results go to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -117,13 +118,15 @@ def run_case(
     env |= {"ALERTD_TEST_SINK": str(sink), "ALERTD_TEST_RECIPIENTS": str(n)}
     env[MULTIPROC_ENV] = str(metrics_dir)
     ctx = make_context(settings, Publisher(settings))
-    workers = [
-        CeleryProcess("worker", env, root / f"worker-{i}.log", "--concurrency=1")
-        for i in range(WORKERS)
-    ]
+    workers: list[CeleryProcess] = []
     try:
-        for worker in workers:
-            worker.wait_ready(60)
+        # One after the other: two workers creating a fresh embedded broker's queue at once
+        # race on its row (kombu's SQLAlchemy transport; a UNIQUE error kills one).
+        for i in range(WORKERS):
+            workers.append(
+                CeleryProcess("worker", env, root / f"worker-{i}.log", "--concurrency=1")
+            )
+            workers[-1].wait_ready(60)
         officer, supervisor = make_actor(ctx, "o", "officer"), make_actor(ctx, "s", "supervisor")
         rates, windows = [], []
         for _ in range(rounds):
@@ -166,7 +169,8 @@ def report(cases: list[dict], rounds: int, n: int) -> str:
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({platform.processor() or platform.machine()}), a shared 2-core machine with other "
-        "sessions running tests and benchmarks at the same time (load average about 7).",
+        "sessions running tests and benchmarks at the same time (load average "
+        f"{os.getloadavg()[1]:.1f} over the last 5 minutes of the run).",
         "",
         f"Two Celery worker processes (`--concurrency=1`) send {n} deliveries per round to an "
         "instant, non-idempotent channel with `ALERTD_RECORDING_RATE="

@@ -71,7 +71,8 @@ class Shape:
 class Grant:
     """``granted`` tokens may be spent now; give ``ticket`` back to ``release`` once their
     requests are answered. ``wait`` seconds from now, more are likely (the rest, up to a
-    burst), unless another worker takes them first; 0 when every token asked for was granted."""
+    quarter of a burst), unless another worker takes them first; 0 when every token asked for
+    was granted."""
 
     granted: int
     wait: float
@@ -109,7 +110,9 @@ def take_tokens(state: State | None, now: float, shape: Shape, wanted: int) -> t
         log.append((now + HOLD_SECONDS, granted, ticket))
     wait = 0.0
     if granted < wanted:
-        need = min(wanted - granted, shape.burst)
+        # Wake for a quarter of a burst, not a whole one: a bucket left to fill up while its
+        # takers sleep loses every token past full.
+        need = min(wanted - granted, max(1, math.floor(shape.burst / 4)))
         wait = max(0.0, (need - tokens) / shape.refill)
         # ...and until enough of the oldest grants have left the log (one still in flight
         # leaves no sooner than a window from now).
@@ -183,7 +186,7 @@ if granted > 0 then
 end
 local wait = 0
 if granted < wanted then
-  local need = math.min(wanted - granted, burst)
+  local need = math.min(wanted - granted, math.max(1, math.floor(burst / 4)))
   wait = (need - tokens) / refill
   if wait < 0 then wait = 0 end
   local short = need - (cap - used)

@@ -112,9 +112,12 @@ def test_the_wait_says_when_the_rest_is_likely() -> None:
 
     grant, _ = take_tokens(State(0.5, 0.0), 0.0, shape, 10)
 
-    # Nothing whole to give; up to a burst (4 tokens) is 3.5 tokens away.
+    # Nothing whole to give; a quarter of a burst (1 token) is half a token away.
     assert grant.granted == 0
-    assert grant.wait == pytest.approx(0.035)
+    assert grant.wait == pytest.approx(0.005)
+    # With a burst of 40, the wait is for 10 tokens, not for the 40 a full bucket would hold.
+    big = Shape(burst=40, refill=100, cap=100, window=1.0)
+    assert take_tokens(State(0.0, 0.0), 0.0, big, 30)[0].wait == pytest.approx(0.1)
     # A clock stepped back refills nothing.
     assert take_tokens(State(1.0, 30.0), 0.0, shape, 5)[0].granted == 1
 
