@@ -145,6 +145,8 @@ def test_a_storm_of_429s_delays_but_fails_nothing_and_uses_no_attempt(
     throttled = Counter(a[0] for a in answers if a[1] == "throttled")
     assert sorted(accepted.values()) == [1] * recipients
     assert set(accepted) == {str(d.id) for d in rows}
-    assert min(throttled[str(d.id)] for d in rows) >= 2
+    assert min(throttled[str(d.id)] for d in rows) >= 1
+    # With two attempts allowed, a delivery refused twice would have failed had a 429 used one.
+    assert sum(1 for d in rows if throttled[str(d.id)] >= 2) >= recipients // 2
     # ...and the 429s gave their attempts back: the accepted request was the only one counted.
     assert {d.attempts for d in rows} == {1}
