@@ -1,6 +1,6 @@
 """What each enabled channel will carry for content not yet published, per language, for the
-supervisor's review: from each channel's own ``preview`` hook, so a new channel shows up by
-itself."""
+supervisor's review: from each channel's own ``preview_texts`` hook, with each text's size
+against the channel's limit, so a new channel shows up by itself."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alertd.alerts.models import Version
+from alertd.channels.base import PreviewText
 from alertd.context import Context
 
 log = logging.getLogger(__name__)
@@ -17,27 +18,31 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ChannelPreview:
     channel: str
-    language: str
-    text: str
+    text: PreviewText
 
     @property
-    def characters(self) -> int:
-        return len(self.text)
+    def language(self) -> str:
+        return self.text.language
 
 
 def channel_previews(
-    ctx: Context, content: dict[str, Any], *, kind: str, status: str
+    ctx: Context,
+    content: dict[str, Any],
+    *,
+    kind: str,
+    status: str,
+    alert_id: int | None = None,
 ) -> tuple[list[ChannelPreview], list[str]]:
     """Previews, and the channels that can only show theirs once the version exists."""
     # Never added to a session: it only words the message as it would go out.
-    version = Version(content=content, kind=kind, status=status)
+    version = Version(content=content, kind=kind, status=status, alert_id=alert_id)
     previews, unavailable = [], []
     for channel in ctx.channels.channels():
         try:
-            texts = channel.preview(ctx, version)
-        except Exception:  # A channel that needs the stored version (CAP) says so, not a 500.
+            texts = channel.preview_texts(ctx, version)
+        except Exception:  # A channel that needs the stored version says so, not a 500.
             log.info("channel %s has no preview before publication", channel.name, exc_info=True)
             unavailable.append(channel.name)
             continue
-        previews += [ChannelPreview(channel.name, lang, text) for lang, text in texts.items()]
+        previews += [ChannelPreview(channel.name, t) for t in texts]
     return previews, unavailable

@@ -431,7 +431,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
                 "stale": stale_translations(alert.content, proposal.content),
                 "text": summary_text(preview),
                 "channels": channel_previews(
-                    ctx(), proposal.content, kind="update", status=alert.status
+                    ctx(), proposal.content, kind="update", status=alert.status, alert_id=alert.id
                 ),
                 "photo_changed": proposal.photo_id != alert.photo_id,
                 "own": proposal.proposed_by_id == actor.user_id,
@@ -461,7 +461,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         "rule_set": rule_set,
         "preview_text": preview_text,
         "channel_previews": channel_previews(
-            ctx(), alert.content, kind="alert", status=alert.status
+            ctx(), alert.content, kind="alert", status=alert.status, alert_id=alert.id
         )
         if alert.state == PENDING
         else ([], []),

@@ -63,6 +63,24 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class PreviewText:
+    """One text a channel will carry in one language, for the reviewer: what it is called
+    ("WEA short text"), and its size against the channel's limit in the channel's own unit
+    (WEA characters, SMS segments)."""
+
+    language: str
+    label: str
+    text: str
+    count: int
+    unit: str = "characters"
+    limit: int | None = None
+
+    @property
+    def over(self) -> bool:
+        return self.limit is not None and self.count > self.limit
+
+
+@dataclass(frozen=True)
 class Routes:
     """A blueprint a channel adds to the web app. ``csrf_exempt`` for routes that machines
     call (status callbacks, inbound messages), which prove themselves by signature instead."""
@@ -142,6 +160,14 @@ class Channel:
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         """What this channel will carry, per language, for the console's review."""
         return {}
+
+    def preview_texts(self, ctx: Context, version: Version) -> list[PreviewText]:
+        """The texts of ``preview`` with their sizes; a channel with limits overrides this to
+        count in its own unit. ``version`` may not be stored yet (a pending alert's content)."""
+        return [
+            PreviewText(language, "message", text, len(text))
+            for language, text in self.preview(ctx, version).items()
+        ]
 
     def approval_problems(
         self, ctx: Context, kind: str, content: Mapping[str, Any], public_id: str

@@ -20,12 +20,21 @@ from sqlalchemy.orm import Session
 
 from alertd.alerts.criteria import load_rule_sets
 from alertd.alerts.models import Alert, Version
-from alertd.channels.base import OUT_FAILED, OUT_RETRY, OUT_SENT, Channel, Outcome, Routes
+from alertd.channels.base import (
+    OUT_FAILED,
+    OUT_RETRY,
+    OUT_SENT,
+    Channel,
+    Outcome,
+    PreviewText,
+    Routes,
+)
 from alertd.channels.cap import views
 from alertd.channels.cap.builder import build_cap
 from alertd.channels.cap.feeds import document_url, summarize
 from alertd.channels.cap.message import CapPhoto, CapReference, CapVersion
 from alertd.channels.cap.models import CapDocument
+from alertd.channels.cap.preview import cap_preview_texts
 from alertd.channels.cap.signing import CapSignatureError, sign_cap
 from alertd.channels.cap.validate import CapValidationError, validate_cap
 from alertd.channels.models import Delivery
@@ -189,6 +198,23 @@ class CapFeedChannel(Channel):
         """The whole CAP message (every language's info block), under the primary language."""
         primary = (version.content.get("languages") or ["en-US"])[0]
         return {primary: self._document_text(ctx, version)}
+
+    def preview_texts(self, ctx: Context, version: Version) -> list[PreviewText]:
+        """The headline and WEA texts per language, from content not yet published."""
+        public_id = ""
+        if version.alert_id is not None:
+            with ctx.db.session() as session:
+                public_id = session.execute(
+                    select(Alert.public_id).where(Alert.id == version.alert_id)
+                ).scalar_one()
+        return cap_preview_texts(
+            ctx.settings,
+            version.content,
+            kind=version.kind,
+            status=version.status,
+            web_url=web_url(ctx.settings, public_id),
+            jurisdiction_name=_public_name(ctx.settings, str(version.content.get("jurisdiction"))),
+        )
 
     def _document_text(self, ctx: Context, version: Version) -> str:
         with ctx.db.session() as session:

@@ -25,6 +25,7 @@ from alertd.channels.base import (
     OUT_UNKNOWN,
     Channel,
     Outcome,
+    PreviewText,
     Routes,
 )
 from alertd.channels.models import Delivery
@@ -32,6 +33,7 @@ from alertd.channels.sms import callbacks, queries, services
 from alertd.channels.sms import gateway as gw
 from alertd.channels.sms.messages import MAX_SEGMENTS, TEMPLATE_OF_KIND, texts_for, too_long
 from alertd.channels.sms.models import Subscriber
+from alertd.channels.sms.segments import count_segments
 from alertd.context import Context
 from alertd.db import utcnow
 from alertd.public.links import base_url
@@ -121,6 +123,21 @@ class SmsChannel(Channel):
 
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         return self.texts(ctx, version)
+
+    def preview_texts(self, ctx: Context, version: Version) -> list[PreviewText]:
+        # Rendered afresh, not from the per-version cache: a preview's version is not stored.
+        public_id = ""
+        if version.alert_id is not None:
+            with ctx.db.session() as session:
+                public_id = session.execute(
+                    select(Alert.public_id).where(Alert.id == version.alert_id)
+                ).scalar_one()
+        found = []
+        for lang, text in texts_for(ctx.settings, version.kind, version.content, public_id).items():
+            count = count_segments(text)
+            label = f"SMS ({count.characters} characters, {count.encoding})"
+            found.append(PreviewText(lang, label, text, count.segments, "segments", MAX_SEGMENTS))
+        return found
 
     def approval_problems(
         self, ctx: Context, kind: str, content: Mapping[str, Any], public_id: str

@@ -34,6 +34,7 @@ from alertd.channels.base import (
     OUT_UNKNOWN,
     Channel,
     Outcome,
+    PreviewText,
 )
 from alertd.channels.models import (
     D_PENDING,
@@ -47,6 +48,7 @@ from alertd.channels.webhooks import sender
 from alertd.channels.webhooks.formats import ENDED_KINDS, Message, PhotoFile, build_message
 from alertd.channels.webhooks.http import Answer, Limits
 from alertd.channels.webhooks.models import EVENT_OF_KIND, TOKEN_FORMATS, Attempt, Endpoint
+from alertd.channels.webhooks.preview import post_preview_texts
 from alertd.channels.webhooks.secrets import unseal
 from alertd.channels.webhooks.services import CHANNEL, check_endpoint_url
 from alertd.channels.webhooks.ssrf import UnsafeUrl
@@ -84,6 +86,15 @@ class WebhookChannel(Channel):
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         primary = (version.content.get("languages") or ["en-US"])[0]
         return {primary: summary_text(version)}
+
+    def preview_texts(self, ctx: Context, version: Version) -> list[PreviewText]:
+        public_id = ""
+        if version.alert_id is not None:
+            with ctx.db.session() as session:
+                public_id = session.execute(
+                    select(Alert.public_id).where(Alert.id == version.alert_id)
+                ).scalar_one()
+        return post_preview_texts(ctx.settings, version, public_id)
 
     def plan(self, ctx: Context, version: Version) -> Iterable[str]:
         event = EVENT_OF_KIND[version.kind]
