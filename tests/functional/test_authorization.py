@@ -66,6 +66,7 @@ ROUTES: dict[str, Row] = {
     "GET /alerts/<int:alert_id>": console(*EVERYONE),
     "POST /alerts/<int:alert_id>/approve": console(*APPROVERS),
     "POST /alerts/<int:alert_id>/cancel": console(*RUNNERS),
+    "POST /alerts/<int:alert_id>/discard": console(*WRITERS),
     "GET /alerts/<int:alert_id>/edit": console(*WRITERS),
     "POST /alerts/<int:alert_id>/edit": console(*WRITERS),
     "POST /alerts/<int:alert_id>/extend": console(*RUNNERS),
