@@ -126,7 +126,8 @@ class Bench:
             **extra,
         }
         self.base, self.root, self.sim = base, root, sim
-        self.settings = load_settings(base, environ={})
+        # Read as the workers read them, so a number given as text is a number here too.
+        self.settings = load_settings(environ={f"ALERTD_{k}": v for k, v in base.items()})
         self.ctx: Context = make_context(self.settings, Publisher(self.settings))
         upgrade(self.ctx.db)
         with self.ctx.db.transaction() as session:
