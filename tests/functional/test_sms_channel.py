@@ -17,6 +17,7 @@ from sqlalchemy import Integer, select
 from alertd.actor import Actor
 from alertd.alerts import services
 from alertd.audit.models import AuditEntry
+from alertd.audit.recipients import outcome_digest, recipient_hash, recipient_key
 from alertd.broker import RecordingPublisher
 from alertd.channels.models import FAILED, SENT, UNKNOWN, Delivery
 from alertd.channels.registry import registry_for
@@ -235,6 +236,40 @@ def test_console_backend_keeps_texts_marked_not_sent(
     with ctx.db.session() as session:
         kept = sorted(t.to for t in session.execute(select(ConsoleText)).scalars())
     assert kept == IN_A
+
+
+def test_audit_holds_one_entry_per_sub_batch_with_no_number_in_clear(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    operator: Actor,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    ctx.settings = ctx.settings.with_overrides(CHANNELS="sms", SMS_BACKEND="console")
+    _subscribers(ctx, operator)
+    _approved(ctx, officer, supervisor)
+    run_pending_tasks(ctx, publisher)
+    key = recipient_key(ctx.settings)
+    with ctx.db.session() as session:
+        entries = list(session.execute(select(AuditEntry)).scalars())
+        batches = [e for e in entries if e.action == "delivery.batch"]
+        rows = {d.id: d for d in session.execute(select(Delivery)).scalars()}
+    trail = json.dumps([[e.action, e.target_id, e.detail] for e in entries])
+    for number in [*IN_A, IN_B, STOPPED]:
+        assert number not in trail and number.lstrip("+") not in trail
+    assert not any(e.action == "delivery.sent" for e in entries)
+    audited = sorted(i for b in batches for i in b.detail["deliveries"])
+    assert audited == sorted(rows) and len(rows) == len(IN_A)
+    assert sum(b.detail["counts"].get(SENT, 0) for b in batches) == len(IN_A)
+    for batch in batches:
+        items = [
+            (i, recipient_hash(key, rows[i].recipient), rows[i].state)
+            for i in batch.detail["deliveries"]
+        ]
+        assert outcome_digest(items) == batch.detail["digest"]
+        # The digest covers the outcome: a row changed afterwards no longer matches.
+        changed = [(i, h, FAILED) for i, h, _ in items]
+        assert outcome_digest(changed) != batch.detail["digest"]
 
 
 def test_status_callbacks_move_forward_only_and_are_signed(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.alerts.models import ACTIVE, Alert, Version
+from alertd.audit.recipients import batch_detail, recipient_key
 from alertd.audit.services import AuditRecord, record_many
 from alertd.channels.limiter import deliver_paced
 from alertd.channels.models import (
@@ -283,10 +284,12 @@ def _record(
     outcomes: Sequence[Outcome],
     claimed: Sequence[Delivery],
 ) -> None:
-    """Write each outcome and its audit entry. Only rows still held by this claim change."""
+    """Write each outcome, and one audit entry for the sub-batch. Only rows still held by this
+    claim change."""
     now = utcnow()
     by_id = {d.id: d for d in claimed}
-    audits = []
+    audited: list[tuple[int, str, str]] = []
+    errors: dict[str, str] = {}
     newly_sent: list[int] = []
     planned: list[tuple[Delivery, Outcome, str, dict[str, Any]]] = []
     for outcome in outcomes:
@@ -347,7 +350,7 @@ def _record(
         planned.append((delivery, outcome, state, values))
     held = _held(session, [delivery for delivery, *_ in planned])
     _write_outcomes(session, [(d.id, values) for d, _, _, values in planned if d.id in held])
-    for delivery, outcome, state, values in planned:
+    for delivery, _, state, values in planned:
         if delivery.id in held:
             with log_context(delivery_id=delivery.id):
                 log.info(
@@ -360,24 +363,23 @@ def _record(
             metrics.record_outcome(channel.name, state)
             if state == SENT:
                 newly_sent.append(delivery.id)
-            audits.append(
-                AuditRecord(
-                    SYSTEM,
-                    f"delivery.{state}",
-                    "delivery",
-                    delivery.id,
-                    detail={
-                        "version": version.identifier,
-                        "channel": channel.name,
-                        "recipient": delivery.recipient,
-                        "attempt": delivery.attempts,
-                        "error": values["last_error"][:500],
-                        "external_id": outcome.external_id,
-                    },
-                )
-            )
-    if audits:
-        record_many(session, audits)
+            audited.append((delivery.id, delivery.recipient, state))
+            if values["last_error"]:
+                # Channels redact numbers from their errors (the sms channel writes "[number]").
+                errors[str(delivery.id)] = values["last_error"][:300]
+    if audited:
+        # One chained entry per sub-batch, with counts and a digest rather than recipients:
+        # the chain is append-only and must never hold a phone number (alertd/audit/recipients).
+        detail = batch_detail(
+            recipient_key(ctx.settings),
+            audited,
+            version=version.identifier,
+            channel=channel.name,
+            errors=errors,
+        )
+        record_many(
+            session, [AuditRecord(SYSTEM, "delivery.batch", "delivery", None, detail=detail)]
+        )
     if newly_sent:
         _observe_first_send(session, channel, version, claimed[0].dispatch_id, newly_sent, now)
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from alertd.actor import SYSTEM
+from alertd.audit.recipients import recipient_hash, recipient_key
 from alertd.audit.services import AuditRecord, record_many
 from alertd.channels.dispatch.fanout import (
     REENQUEUE_AFTER_SECONDS,
@@ -51,7 +52,7 @@ def reclaim_expired_leases(ctx: Context) -> int:
                 .with_for_update(skip_locked=True)
             ).scalars()
         )
-        audits = []
+        audits, key = [], recipient_key(ctx.settings)
         for delivery in stuck:
             channel = registry.get(delivery.channel)
             never_left = delivery.attempted_at is None
@@ -68,7 +69,11 @@ def reclaim_expired_leases(ctx: Context) -> int:
                     f"delivery.lease_expired.{delivery.state}",
                     "delivery",
                     delivery.id,
-                    detail={"channel": delivery.channel, "recipient": delivery.recipient},
+                    detail={
+                        "channel": delivery.channel,
+                        # Keyed hash, never the number: the chain cannot forget.
+                        "recipient_hash": recipient_hash(key, delivery.recipient),
+                    },
                 )
             )
             count += 1

@@ -4,17 +4,16 @@ clear)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
+from alertd.audit.recipients import recipient_hash, recipient_key
 from alertd.phones import BadNumber, to_e164
-from alertd.settings import Settings, ensure_secret_key
+from alertd.settings import Settings
 
 __all__ = ["BadNumber", "phone_digest", "to_e164"]
 
 
 def phone_digest(settings: Settings, phone: str) -> str:
     """An HMAC of the number: the same number always gives the same digest (entries can be
-    correlated by someone holding the key), but the trail alone does not reveal it."""
-    key = ensure_secret_key(settings).encode()
-    return hmac.new(key, b"sms-phone:" + phone.encode(), hashlib.sha256).hexdigest()[:32]
+    correlated by someone holding the key), but the trail alone does not reveal it. The same
+    keyed hash as a delivery's recipient (one helper), so a subscriber's entries and the
+    deliveries to them can be matched by whoever holds the instance secret."""
+    return recipient_hash(recipient_key(settings), phone)

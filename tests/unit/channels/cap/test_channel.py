@@ -125,12 +125,17 @@ def test_a_message_that_fails_validation_is_not_published_and_says_why(
         assert session.execute(select(func.count()).select_from(CapDocument)).scalar_one() == 0
         [delivery] = session.execute(select(Delivery).where(Delivery.channel == "cap")).scalars()
         [status] = cap_status_for_alert(session, alert.id)
-        audited = session.execute(
-            select(AuditEntry).where(AuditEntry.action == "delivery.failed")
-        ).scalar_one()
+        [audited] = [
+            entry
+            for entry in session.execute(
+                select(AuditEntry).where(AuditEntry.action == "delivery.batch")
+            ).scalars()
+            if entry.detail["channel"] == "cap"
+        ]
     assert delivery.state == "failed" and "contains ' '" in delivery.last_error
     assert status.state == "failed" and status.line.startswith("CAP: failed: sender ")
-    assert audited.detail["channel"] == "cap" and "contains ' '" in audited.detail["error"]
+    assert audited.detail["channel"] == "cap" and audited.detail["counts"] == {"failed": 1}
+    assert audited.detail["deliveries"] == [delivery.id]
 
 
 def test_status_lines_per_version(
