@@ -30,7 +30,7 @@ def _audits(ctx: Context, alert_id: int) -> list[tuple[str, str, str]]:
     with ctx.db.session() as session:
         rows = session.execute(
             select(AuditEntry.action, AuditEntry.outcome, AuditEntry.actor_name)
-            .where(AuditEntry.target_id == alert_id, AuditEntry.action == "alert.discard")
+            .where(AuditEntry.target_id == str(alert_id), AuditEntry.action == "alert.discard")
             .order_by(AuditEntry.id)
         ).all()
     return [tuple(r) for r in rows]
