@@ -4,10 +4,13 @@ states when a channel misbehaves, and the sweeper's reconcile of unknown outcome
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Select, literal, select, union_all
+from sqlalchemy import Select, literal, select, union_all, update
+from sqlalchemy.exc import OperationalError
 
 from alertd.actor import Actor
 from alertd.alerts import services
@@ -19,6 +22,7 @@ from alertd.channels.dispatch import planning
 from alertd.channels.models import Delivery
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry
 from alertd.context import Context
+from alertd.db import utcnow
 from alertd.settings import Settings, load_settings
 from tests.support.factories import alert_body
 
@@ -268,3 +272,54 @@ def test_recipients_given_as_a_query_are_copied_in_chunks_and_sent_once(
     assert sorted(d.recipient for d in first) == [f"+1555{i:07d}" for i in range(count)]
     assert all(d.state == "sent" for d in first)
     assert sum(len(call) for call in listed.calls) == count  # Each sent once.
+
+
+def test_the_database_dropping_while_outcomes_are_recorded_loses_no_accepted_send(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    phones: Phones,
+    officer: Actor,
+    supervisor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The provider accepts the first sub-batch; then the database is gone before its outcomes
+    # are written, and back for the sweeper. Nothing the provider accepted may be sent again.
+    down = {"now": False}
+    transaction = ctx.db.transaction
+
+    def flaky_transaction() -> Any:
+        if down["now"]:
+            raise OperationalError("UPDATE deliveries", {}, ConnectionError("server closed"))
+        return transaction()
+
+    monkeypatch.setattr(ctx.db, "transaction", flaky_transaction)
+    phones.on_first_call = lambda: down.update(now=True)
+    _approve(ctx, officer, supervisor)
+    with pytest.raises(OperationalError):
+        _run(ctx, publisher)
+    down["now"] = False
+    publisher.sent.clear()  # The task that failed is gone; only the sweeper brings work back.
+
+    first = phones.calls[0]
+    # Nothing recorded it: the rows are still held by the dead attempt, not marked sent.
+    held = [d for d in _rows(ctx) if d.recipient in first]
+    assert {d.state for d in held} == {"sending"}
+
+    with ctx.db.transaction() as session:  # The lease runs out.
+        session.execute(update(Delivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+    dispatch.reclaim_expired_leases(ctx)
+    assert {d.state for d in _rows(ctx) if d.recipient in first} == {"unknown"}
+    assert dispatch.reconcile_unknown(ctx) == SEND_BATCH
+    with ctx.db.transaction() as session:  # The rest come due for the sweeper.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.state != "sent")
+            .values(next_attempt_at=utcnow() - timedelta(seconds=1), enqueued_at=None)
+        )
+    dispatch.resume_stalled(ctx)
+    _run(ctx, publisher)
+
+    assert [d.state for d in _rows(ctx)] == ["sent"] * RECIPIENTS
+    sends = [r for call in phones.calls for r in call]
+    assert sorted(sends) == sorted(set(sends))  # No phone got the alert twice.
+    assert len(sends) == RECIPIENTS
