@@ -250,6 +250,8 @@ def _action(name: str, call: Callable[[int], object]) -> None:
 
 
 _action("submit", lambda i: services.submit_alert(ctx(), i, by=current_actor()))
+# The console's discard, for the draft's own officer; the service refuses and audits the rest.
+_action("discard", lambda i: services.discard_draft(ctx(), i, by=current_actor()))
 _action("approve", lambda i: _approve(i))
 _action("reject", lambda i: services.reject_alert(ctx(), i, _reason(), by=current_actor()))
 _action("cancel", lambda i: services.cancel_alert(ctx(), i, _reason(), by=current_actor()))

@@ -551,6 +551,11 @@ def _document() -> dict[str, Any]:
                 },
             },
             "/api/v1/alerts/{alert_id}/submit": _action("Submit for approval (officer)"),
+            "/api/v1/alerts/{alert_id}/discard": _action(
+                "Discard a draft (only the officer who raised it). The alert is kept, as "
+                "discarded, for the record and is never published; discarding it again changes "
+                "nothing. 403 for anyone else, 409 once it has been submitted"
+            ),
             "/api/v1/alerts/{alert_id}/approve": _action(
                 "Approve (supervisor, not the submitter); publishes version 1. With a "
                 "proposal_id, approves that pending update instead",

@@ -106,6 +106,7 @@ ROUTES: dict[str, Row] = {
     "PUT /api/v1/alerts/<int:alert_id>": api(*WRITERS),
     "POST /api/v1/alerts/<int:alert_id>/approve": api(*APPROVERS),
     "POST /api/v1/alerts/<int:alert_id>/cancel": api(*RUNNERS),
+    "POST /api/v1/alerts/<int:alert_id>/discard": api(*WRITERS),
     "GET /api/v1/alerts/<int:alert_id>/photo": api(*EVERYONE),
     "POST /api/v1/alerts/<int:alert_id>/extend": api(*RUNNERS),
     "POST /api/v1/alerts/<int:alert_id>/reject": api(*APPROVERS),
