@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask_babel import ngettext
+
 from alertd import phones
 from alertd.alerts.criteria import RuleSet
 from alertd.alerts.geometry import polygon_problem
@@ -300,7 +302,8 @@ def parse_content(
     if expires <= now:
         c.fail("expires_at", "must be in the future")
     elif expires > now + timedelta(hours=max_hours):
-        c.fail("expires_at", f"must be within {max_hours} hours; extend the alert later instead")
+        within = ngettext("%(num)d hour", "%(num)d hours", max_hours)
+        c.fail("expires_at", f"must be within {within}; extend the alert later instead")
     out["expires_at"] = expires.isoformat()
     if c.errors:
         raise ContentErrors(c.errors)

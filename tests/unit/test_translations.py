@@ -4,8 +4,10 @@ the plural and article helpers say "1 minute", "2 minutes", "an operator"."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,12 @@ from babel.messages.pofile import read_po
 from flask import Flask
 from flask_babel import force_locale, ngettext
 
+from alertd.alerts.content import ContentErrors, parse_content
+from alertd.alerts.criteria import load_rule_sets
+from alertd.channels.webhooks.ssrf import refusal
 from alertd.i18n import CATALOGUES, TRANSLATIONS, compile_catalogues, with_article
 from alertd.settings import REPO_ROOT
+from tests.support.factories import alert_body
 
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)[sd]")
 
@@ -88,3 +94,34 @@ def test_roles_take_their_article() -> None:
         "an operator",
         "an admin",
     ]
+
+
+def test_console_texts_with_a_count_or_a_noun_read_right_in_the_singular(app: Flask) -> None:
+    """The plurals and articles that used to be written by hand (issue 11 item 7)."""
+    now = datetime.now(UTC)
+    with app.app_context():
+        one_hour = parse_errors(max_hours=1, expires_at=now + timedelta(hours=5))
+    assert one_hour["expires_at"] == "must be within 1 hour; extend the alert later instead"
+    unspecified = ipaddress.ip_address("0.0.0.0")  # noqa: S104 - refused, never bound
+    assert refusal(unspecified) == "0.0.0.0 is an unspecified address"
+    assert refusal(ipaddress.ip_address("127.0.0.1")) == "127.0.0.1 is a loopback address"
+    page = app.jinja_env.from_string(
+        "{{ ngettext('%(num)d failure in a row', '%(num)d failures in a row', n) }}"
+    )
+    with app.test_request_context():
+        assert page.render(n=1) == "1 failure in a row"
+        assert page.render(n=2) == "2 failures in a row"
+
+
+def parse_errors(max_hours: int, expires_at: datetime) -> dict[str, str]:
+    try:
+        parse_content(
+            alert_body(expires_at=expires_at.isoformat()),
+            rule_sets=load_rule_sets(REPO_ROOT / "config" / "criteria"),
+            default_jurisdiction="us-doj",
+            default_expires=expires_at,
+            max_hours=max_hours,
+        )
+    except ContentErrors as errors:
+        return errors.fields
+    return {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from alertd.actor import Actor
@@ -122,7 +123,11 @@ def extend_alert(
         if until > now + timedelta(hours=ctx.settings.MAX_ALERT_HOURS):
             raise _refusal(
                 Invalid,
-                f"An alert may run at most {ctx.settings.MAX_ALERT_HOURS} hours ahead.",
+                ngettext(
+                    "An alert may run at most %(num)d hour ahead.",
+                    "An alert may run at most %(num)d hours ahead.",
+                    ctx.settings.MAX_ALERT_HOURS,
+                ),
                 by,
                 "alert.extend",
                 alert,

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import url_for
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from alertd.actor import SYSTEM, Actor
@@ -135,7 +136,8 @@ class SmsChannel(Channel):
         found = []
         for lang, text in texts_for(ctx.settings, version.kind, version.content, public_id).items():
             count = count_segments(text)
-            label = f"SMS ({count.characters} characters, {count.encoding})"
+            characters = ngettext("%(num)d character", "%(num)d characters", count.characters)
+            label = f"SMS ({characters}, {count.encoding})"
             found.append(PreviewText(lang, label, text, count.segments, "segments", MAX_SEGMENTS))
         return found
 

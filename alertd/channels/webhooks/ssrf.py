@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from alertd.i18n import with_article
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # host, port -> the addresses the name resolves to.
@@ -80,7 +82,7 @@ def refusal(address: IPAddress, allow: Sequence[Network] = ()) -> str | None:
             return f"{address} is an IPv4 address ({address.ipv4_mapped}) inside IPv6"
         for name, net in _EMBEDDING.items():
             if address in net:
-                return f"{address} is a {name} address, which carries an IPv4 address"
+                return f"{address} is {with_article(name)} address, which carries an IPv4 address"
     # The most specific name first: Python also counts loopback and link-local as private.
     for label, flag in (
         ("unspecified", address.is_unspecified),
@@ -91,7 +93,7 @@ def refusal(address: IPAddress, allow: Sequence[Network] = ()) -> str | None:
         ("private", address.is_private),
     ):
         if flag:
-            return f"{address} is a {label} address"
+            return f"{address} is {with_article(label)} address"
     if not address.is_global:
         return f"{address} is not a public address"
     return None
