@@ -1,9 +1,11 @@
-"""The console's alert form: flat HTML fields in, the API-shaped body out, and back again.
+"""The console's alert form: WTForms fields in (``alertd.alerts.form_classes``), the API-shaped
+body out, and back again.
 
-The console has no JavaScript, so lists (children, vehicles, areas, ...) are fixed numbered
-slots such as ``children-0-name``; blank slots are dropped. Values are passed to the service as
-the officer typed them, so ``alertd.alerts.content`` reports malformed numbers with the same
-field paths the API uses; this module only complains about what it must split itself.
+The body is the same content dict the API takes, and ``alertd.alerts.content`` checks it, so
+every rule lives in the domain layer: values are passed on as the officer typed them, and this
+module only complains about what it must split itself. Blank entries of a list are dropped.
+Entries are added and removed by buttons that redraw the form without saving, so it works the
+same with or without JavaScript.
 """
 
 from __future__ import annotations
@@ -11,76 +13,39 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
+from wtforms import Form
 
-from alertd.alerts.content import (
-    CHILD_FIELDS,
-    LONG_TEXT_FIELDS,
-    MAX_ITEMS,
-    STATUSES,
-    SUSPECT_FIELDS,
-    TOP_TEXT_FIELDS,
-    VEHICLE_FIELDS,
-)
+from alertd.alerts.content import LONG_TEXT_FIELDS, STATUSES, TOP_TEXT_FIELDS
 from alertd.alerts.criteria import RuleSet
-
-CHILD_INPUTS = (*CHILD_FIELDS[:2], "age", "height_cm", "weight_kg", *CHILD_FIELDS[2:])
-SUSPECT_INPUTS = SUSPECT_FIELDS
-VEHICLE_INPUTS = (*VEHICLE_FIELDS[:3], "year", *VEHICLE_FIELDS[3:])
-AREA_INPUTS = ("description", "geocodes", "polygon", "circle")
-TRANSLATION_INPUTS = ("lang", *LONG_TEXT_FIELDS)
-GROUPS: dict[str, tuple[str, ...]] = {
-    "children": CHILD_INPUTS,
-    "suspects": SUSPECT_INPUTS,
-    "vehicles": VEHICLE_INPUTS,
-    "areas": AREA_INPUTS,
-    "translations": TRANSLATION_INPUTS,
-}
-# Empty slots shown on a fresh form; an alert with more entries gets a slot for each.
-DEFAULT_SLOTS = {"children": 2, "suspects": 1, "vehicles": 1, "areas": 2, "translations": 3}
-# Beyond the content limit, so an over-long list is reported by content.py rather than
-# silently cut; bounded so a forged form cannot make us loop over huge indices.
-_MAX_SLOT_INDEX = MAX_ITEMS + 5
-DATETIME_FIELDS = ("last_seen_at", "expires_at")
-_SLOT_KEY = re.compile(r"^(children|suspects|vehicles|areas|translations)-(\d{1,3})-(\w+)$")
-_OFFSET = re.compile(r"^([+-])(\d{1,2}):?(\d{2})?$")
-
-# Whole hours plus the half- and quarter-hour zones in use.
-_EXTRA_OFFSETS = (
-    "-09:30",
-    "-03:30",
-    "+03:30",
-    "+04:30",
-    "+05:30",
-    "+05:45",
-    "+06:30",
-    "+09:30",
-    "+10:30",
-    "+12:45",
+from alertd.alerts.form_classes import (
+    DATETIME_FIELDS,
+    ENTRY_LIMITS,
+    GROUPS,
+    MAX_ENTRIES,
+    AlertForm,
+)
+from alertd.alerts.form_text import (
+    circle,
+    circle_text,
+    closed_ring,
+    geocodes,
+    geocodes_text,
+    joined_datetime,
+    number_text,
+    offset_choices,
+    ring_text,
+    split_datetime,
+    zone_offset,
 )
 
-
-def _hours_offset(hours: int) -> str:
-    return f"{'-' if hours < 0 else '+'}{abs(hours):02d}:00"
-
-
-OFFSETS: tuple[str, ...] = tuple(
-    sorted(
-        {_hours_offset(h) for h in range(-12, 15)} | set(_EXTRA_OFFSETS),
-        key=lambda o: (1 if o[0] == "+" else -1) * (int(o[1:3]) * 60 + int(o[4:6])),
-    )
-)
-
-
-def offset_choices(current: str = "") -> list[str]:
-    """The offsets to offer; a stored offset that is not in the list is still offered, so
-    editing an alert never silently changes its times."""
-    if current and current not in OFFSETS:
-        return [current, *OFFSETS]
-    return list(OFFSETS)
+_ENTRY = re.compile(r"^(children|suspects|vehicles|areas|translations)-(\d{1,3})$")
+# The form's own inputs (a list by its name), and what a refused action may name.
+_TOP_INPUTS = frozenset(f.name for f in AlertForm()) | {"photo", "reason", "minutes"}
+# Buttons that redraw the form without saving it, and are not part of what was typed.
+REDRAW_BUTTONS = ("show_plan", "add", "remove")
 
 
 @dataclass
@@ -88,10 +53,10 @@ class ParsedForm:
     body: dict[str, Any]
     # Problems found while splitting the fields, keyed by input name.
     errors: dict[str, str] = field(default_factory=dict)
-    # For each list, the form slot each body entry came from, so that content.py's
-    # ``children[0].age`` can be shown next to the slot the officer actually filled.
+    # For each list, the form entry each body entry came from, so that content.py's
+    # ``children[0].age`` can be shown next to the entry the officer actually filled.
     slots: dict[str, list[int]] = field(default_factory=dict)
-    # Translation slots by language, for ``translations.es-US.description`` paths.
+    # Translation entries by language, for ``translations.es-US.description`` paths.
     translation_slots: dict[str, int] = field(default_factory=dict)
 
     def input_errors(self, fields: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -118,21 +83,7 @@ def input_name_for(
     """The form input a content field path belongs to, or None when no single input does."""
     slots = slots or {}
     translation_slots = translation_slots or {}
-    if (
-        path in TOP_TEXT_FIELDS
-        or path in LONG_TEXT_FIELDS
-        or path
-        in (
-            "status",
-            "jurisdiction",
-            "languages",
-            "photo",
-            "reason",
-            "minutes",
-            *DATETIME_FIELDS,
-            *GROUPS,
-        )
-    ):
+    if path in _TOP_INPUTS:
         return path
     if path.startswith("criteria."):
         return "criteria-" + path.removeprefix("criteria.")
@@ -153,178 +104,96 @@ def input_name_for(
     return None
 
 
-def _clean(value: str | None) -> str:
-    return (value or "").strip()
+def _clean(value: object) -> str:
+    return str(value or "").strip()
 
 
-def _slot_values(form: MultiDict[str, str], group: str) -> list[tuple[int, dict[str, str]]]:
-    """The non-blank slots of a group, in slot order, each as {input: text}."""
-    found: dict[int, dict[str, str]] = {}
-    for key in form:
-        match = _SLOT_KEY.match(key)
-        if match is None or match.group(1) != group or match.group(3) not in GROUPS[group]:
-            continue
-        index = int(match.group(2))
-        if index > _MAX_SLOT_INDEX:
-            continue
-        found.setdefault(index, {})[match.group(3)] = _clean(form.get(key))
-    return [(i, values) for i, values in sorted(found.items()) if any(values.values())]
+def _entries(form: Form, group: str) -> list[tuple[int, dict[str, str]]]:
+    """The non-blank entries of a list, in form order, each as (index, {input: text})."""
+    found = []
+    for entry in form[group]:
+        values = {name: _clean(value) for name, value in entry.data.items()}
+        if any(values.values()):
+            found.append((int(entry.index), values))
+    return found
 
 
-def _offset(raw: str) -> str | None:
-    """Normalise a UTC offset typed or chosen as "+05:30", "-5", "UTC" or "Z"."""
-    text = raw.strip().upper().replace("UTC", "").replace("GMT", "")
-    if text in ("", "Z", "+0", "-0"):
-        return "+00:00"
-    match = _OFFSET.match(text)
-    if match is None:
-        return None
-    sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
-    if hours > 14 or minutes > 59:
-        return None
-    return f"{sign}{hours:02d}:{minutes:02d}"
-
-
-def _datetime(form: MultiDict[str, str], name: str, errors: dict[str, str]) -> str:
-    """A ``datetime-local`` value plus its offset input, as ISO 8601 with the offset."""
-    value = _clean(form.get(name))
-    if not value:
-        return ""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value  # content.py names the field and shows the expected format.
-    if parsed.tzinfo is not None:
-        return parsed.isoformat()
-    offset = _offset(form.get(f"{name}_offset", ""))
-    if offset is None:
-        errors[f"{name}_offset"] = "must be a UTC offset like -05:00"
-        return value
-    return parsed.isoformat() + offset
-
-
-def _points(text: str) -> list[list[str]]:
-    # Points are separated by spaces (or semicolons); a point is "lat,lon". Whatever does not
-    # split cleanly is passed on so content.py reports which point is wrong.
-    return [
-        [part.strip() for part in point.split(",")]
-        for point in re.split(r"[\s;]+", text.strip())
-        if point
-    ]
-
-
-def _same_point(a: list[str], b: list[str]) -> bool:
-    try:
-        return [float(x) for x in a] == [float(x) for x in b]
-    except ValueError:
-        return a == b  # content.py reports the unreadable point
-
-
-def _circle(text: str) -> dict[str, str | None]:
-    centre, _, radius = text.strip().partition(" ")
-    lat, _, lon = centre.partition(",")
-    return {
-        "lat": lat.strip() or None,
-        "lon": lon.strip() or None,
-        "radius_km": radius.strip() or None,
-    }
-
-
-def _geocodes(text: str, name: str, errors: dict[str, str]) -> dict[str, str]:
-    codes: dict[str, str] = {}
-    for piece in re.split(r"[,;\n]+", text):
-        if not piece.strip():
-            continue
-        key, sep, value = piece.partition("=")
-        if not sep or not key.strip():
-            errors[name] = f"write each geocode as NAME=value, not {piece.strip()[:40]!r}"
-            continue
-        codes[key.strip()] = value.strip()
-    return codes
-
-
-def parse_form(form: MultiDict[str, str], rule_sets: Mapping[str, RuleSet]) -> ParsedForm:
-    errors: dict[str, str] = {}
-    body: dict[str, Any] = {
-        "status": _clean(form.get("status")) or "Actual",
-        "jurisdiction": _clean(form.get("jurisdiction")),
-    }
-    rule_set = rule_sets.get(body["jurisdiction"])
+def _criteria(formdata: Mapping[str, str], rule_set: RuleSet | None) -> dict[str, bool]:
     if rule_set is not None:
         # Only the chosen plan's boxes count: the form shows one checklist at a time, and a
         # box left over from another plan would be refused as an unknown criterion.
-        body["criteria"] = {c.key: bool(form.get(f"criteria-{c.key}")) for c in rule_set.criteria}
-    else:
-        body["criteria"] = {
-            key.removeprefix("criteria-"): True
-            for key in form
-            if key.startswith("criteria-") and form.get(key)
-        }
+        return {c.key: bool(formdata.get(f"criteria-{c.key}")) for c in rule_set.criteria}
+    return {
+        key.removeprefix("criteria-"): True
+        for key in formdata
+        if key.startswith("criteria-") and formdata.get(key)
+    }
+
+
+def _area(values: dict[str, str], index: int, errors: dict[str, str]) -> dict[str, Any]:
+    area: dict[str, Any] = {"description": values.get("description", "")}
+    area["geocodes"], problem = geocodes(values.get("geocodes", ""))
+    if problem:
+        errors[f"areas-{index}-geocodes"] = problem
+    if values.get("polygon"):
+        area["polygon"] = closed_ring(values["polygon"])
+    if values.get("circle"):
+        area["circle"] = circle(values["circle"])
+    return area
+
+
+def parse_form(formdata: MultiDict[str, str], rule_sets: Mapping[str, RuleSet]) -> ParsedForm:
+    form = AlertForm(formdata)
+    errors: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "status": _clean(form["status"].data) or "Actual",
+        "jurisdiction": _clean(form["jurisdiction"].data),
+    }
+    body["criteria"] = _criteria(formdata, rule_sets.get(body["jurisdiction"]))
     for name in (*TOP_TEXT_FIELDS, *LONG_TEXT_FIELDS):
-        body[name] = form.get(name, "")
+        body[name] = form[name].data or ""
     for name in DATETIME_FIELDS:
-        body[name] = _datetime(form, name, errors)
+        joined, readable = joined_datetime(
+            _clean(form[name].data), form[f"{name}_offset"].data or ""
+        )
+        if not readable:
+            errors[f"{name}_offset"] = "must be a UTC offset like -05:00"
+        body[name] = joined
     parsed = ParsedForm(body, errors)
 
-    for group in ("children", "suspects", "vehicles"):
-        entries = _slot_values(form, group)
-        body[group] = [values for _, values in entries]
-        parsed.slots[group] = [i for i, _ in entries]
+    for group in ("children", "suspects", "vehicles", "areas"):
+        entries = _entries(form, group)
+        parsed.slots[group] = [index for index, _ in entries]
+        if group == "areas":
+            body[group] = [_area(values, index, errors) for index, values in entries]
+        else:
+            body[group] = [values for _, values in entries]
 
-    areas: list[dict[str, Any]] = []
-    for slot, values in _slot_values(form, "areas"):
-        area: dict[str, Any] = {"description": values.get("description", "")}
-        area["geocodes"] = _geocodes(values.get("geocodes", ""), f"areas-{slot}-geocodes", errors)
-        if values.get("polygon"):
-            area["polygon"] = _points(values["polygon"])
-            ring = area["polygon"]
-            if len(ring) > 2 and not _same_point(ring[0], ring[-1]):
-                ring.append(ring[0])  # Officers type the corners; the form closes the ring.
-        if values.get("circle"):
-            area["circle"] = _circle(values["circle"])
-        areas.append(area)
-        parsed.slots.setdefault("areas", []).append(slot)
-    body["areas"] = areas
-
-    languages = [x for x in re.split(r"[\s,;]+", form.get("languages", "")) if x]
+    languages = [x for x in re.split(r"[\s,;]+", form["languages"].data or "") if x]
     if languages:
         body["languages"] = languages
     translations: dict[str, dict[str, str]] = {}
-    for slot, values in _slot_values(form, "translations"):
+    for index, values in _entries(form, "translations"):
         lang = values.get("lang", "")
         if not lang:
-            errors[f"translations-{slot}-lang"] = "say which language this text is in"
+            errors[f"translations-{index}-lang"] = "say which language this text is in"
             continue
         if lang in translations:
-            errors[f"translations-{slot}-lang"] = f"{lang} is given twice"
+            errors[f"translations-{index}-lang"] = f"{lang} is given twice"
             continue
         translations[lang] = {f: values.get(f, "") for f in LONG_TEXT_FIELDS}
-        parsed.translation_slots[lang] = slot
+        parsed.translation_slots[lang] = index
     body["translations"] = translations
     return parsed
 
 
-def _number(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _split_datetime(value: str) -> tuple[str, str]:
-    """ISO 8601 with offset -> (``datetime-local`` value, offset), in the offset it was given."""
-    if not value:
-        return "", ""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value, ""
-    offset = parsed.strftime("%z")
-    offset = f"{offset[:3]}:{offset[3:]}" if offset else ""
-    # Seconds only when there are some, so an edit never moves a time the officer did not touch.
-    timespec = "seconds" if parsed.second else "minutes"
-    return parsed.replace(tzinfo=None).isoformat(timespec=timespec), offset
+def _area_values(area: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "description": str(area.get("description") or ""),
+        "geocodes": geocodes_text(area.get("geocodes") or {}),
+        "polygon": ring_text(area.get("polygon") or []),
+        "circle": circle_text(area["circle"]) if area.get("circle") else "",
+    }
 
 
 def form_values(content: Mapping[str, Any]) -> dict[str, str]:
@@ -340,32 +209,23 @@ def form_values(content: Mapping[str, Any]) -> dict[str, str]:
     for name in (*TOP_TEXT_FIELDS, *LONG_TEXT_FIELDS):
         values[name] = str(content.get(name) or "")
     for name in DATETIME_FIELDS:
-        local, offset = _split_datetime(str(content.get(name) or ""))
+        local, offset = split_datetime(str(content.get(name) or ""))
         values[name], values[f"{name}_offset"] = local, offset or "+00:00"
-    for group in ("children", "suspects", "vehicles"):
-        for i, item in enumerate(content.get(group) or []):
-            for name in GROUPS[group]:
-                values[f"{group}-{i}-{name}"] = _number(item.get(name))
-    for i, area in enumerate(content.get("areas") or []):
-        values[f"areas-{i}-description"] = str(area.get("description") or "")
-        values[f"areas-{i}-geocodes"] = ", ".join(
-            f"{k}={v}" for k, v in (area.get("geocodes") or {}).items()
-        )
-        polygon = list(area.get("polygon") or [])
-        if len(polygon) > 3 and polygon[0] == polygon[-1]:
-            polygon = polygon[:-1]  # The closing point is added back on save.
-        values[f"areas-{i}-polygon"] = " ".join(
-            f"{_number(lat)},{_number(lon)}" for lat, lon in polygon
-        )
-        circle = area.get("circle")
-        if circle:
-            values[f"areas-{i}-circle"] = (
-                f"{_number(circle['lat'])},{_number(circle['lon'])} {_number(circle['radius_km'])}"
-            )
-    for i, (lang, texts) in enumerate((content.get("translations") or {}).items()):
-        values[f"translations-{i}-lang"] = lang
-        for name in LONG_TEXT_FIELDS:
-            values[f"translations-{i}-{name}"] = str(texts.get(name) or "")
+    entries: dict[str, list[dict[str, str]]] = {
+        group: [
+            {name: number_text(item.get(name)) for name in GROUPS[group]}
+            for item in content.get(group) or []
+        ]
+        for group in ("children", "suspects", "vehicles")
+    }
+    entries["areas"] = [_area_values(area) for area in content.get("areas") or []]
+    entries["translations"] = [
+        {"lang": lang, **{name: str(texts.get(name) or "") for name in LONG_TEXT_FIELDS}}
+        for lang, texts in (content.get("translations") or {}).items()
+    ]
+    for group, items in entries.items():
+        for i, item in enumerate(items):
+            values.update({f"{group}-{i}-{name}": text for name, text in item.items()})
     return values
 
 
@@ -380,42 +240,54 @@ def blank_values(default_jurisdiction: str, offset: str = "+00:00") -> dict[str,
     }
 
 
-def zone_offset(moment: datetime) -> str:
-    """``+05:30`` for an aware time; the form's way of writing an offset."""
-    raw = moment.strftime("%z")
-    return f"{raw[:3]}:{raw[3:]}" if raw else "+00:00"
-
-
-def slot_counts(values: Mapping[str, str]) -> dict[str, int]:
-    """How many slots of each list to show: the defaults, or enough for what is filled, plus
-    one spare so another entry can be added without JavaScript."""
-    counts = dict(DEFAULT_SLOTS)
-    for key in values:
-        match = _SLOT_KEY.match(key)
-        if match is not None and values[key]:
-            group, index = match.group(1), int(match.group(2))
-            limit = 3 if group == "translations" else MAX_ITEMS
-            counts[group] = min(
-                max(counts[group], index + 2), max(limit, index + 1), _MAX_SLOT_INDEX + 1
-            )
-    return counts
-
-
 def values_from_request(form: MultiDict[str, str]) -> dict[str, str]:
     """What the officer sent, to show again after a refusal."""
     return {key: form.get(key, "") for key in form}
 
 
+def redrawn(values: Mapping[str, str]) -> dict[str, str]:
+    """What was typed, for a form redrawn without saving: the plan's checklist was asked for,
+    or an entry added or removed. WTForms numbers the remaining entries afresh."""
+    kept = {k: v for k, v in values.items() if k not in (*REDRAW_BUTTONS, "csrf_token")}
+    removed = _ENTRY.match(values.get("remove", ""))
+    if removed is not None:
+        prefix = f"{removed.group(0)}-"
+        kept = {k: v for k, v in kept.items() if not k.startswith(prefix)}
+    group = values.get("add", "")
+    if group in GROUPS:
+        # Every entry the page showed (blank ones too, which a browser sends but another client
+        # may not), then the new one.
+        count = len(alert_form(kept)[group].entries)
+        if count < ENTRY_LIMITS[group]:
+            for index in range(count + 1):
+                if not any(key.startswith(f"{group}-{index}-") for key in kept):
+                    kept[f"{group}-{index}-{GROUPS[group][0]}"] = ""
+    return kept
+
+
+def alert_form(values: Mapping[str, str]) -> Form:
+    """The form to draw from input values: what was sent or stored, plus one blank entry after
+    the last filled one in each list, so another entry can be typed without a button."""
+    form = AlertForm(MultiDict(values))
+    for group in GROUPS:
+        entries = form[group]
+        last = entries.entries[-1] if entries.entries else None
+        filled = last is not None and any(_clean(v) for v in last.data.values())
+        if filled and len(entries) < min(ENTRY_LIMITS[group], MAX_ENTRIES):
+            entries.append_entry()
+    return form
+
+
 __all__ = [
-    "OFFSETS",
     "STATUSES",
     "ParsedForm",
+    "alert_form",
     "blank_values",
     "form_values",
     "input_name_for",
     "offset_choices",
     "parse_form",
-    "slot_counts",
+    "redrawn",
     "values_from_request",
     "zone_offset",
 ]

@@ -31,15 +31,18 @@ from alertd.accounts.models import User
 from alertd.actor import Actor
 from alertd.alerts import services
 from alertd.alerts.content import STATUSES, ContentErrors, content_warnings, parse_content
+from alertd.alerts.form_classes import ENTRY_HINTS, ENTRY_LIMITS, INPUT_MODES
 from alertd.alerts.form_errors import error_summary
 from alertd.alerts.forms import (
+    REDRAW_BUTTONS,
     ParsedForm,
+    alert_form,
     blank_values,
     form_values,
     input_name_for,
     offset_choices,
     parse_form,
-    slot_counts,
+    redrawn,
     values_from_request,
     zone_offset,
 )
@@ -198,7 +201,11 @@ def _render_form(
         rule_set=rule_set,
         rule_sets=rule_sets,
         statuses=STATUSES,
-        slots=slot_counts(values),
+        form=alert_form(values),
+        fresh=mode == "new" and request.method == "GET",
+        entry_limits=ENTRY_LIMITS,
+        entry_hints=ENTRY_HINTS,
+        input_modes=INPUT_MODES,
         action=targets[mode],
         offsets={
             name: offset_choices(values.get(f"{name}_offset", ""))
@@ -231,9 +238,9 @@ def _form_refusal(parsed: ParsedForm) -> ServiceError:
     return Invalid("The alert has errors; nothing was saved.", fields=fields)
 
 
-def _without_buttons(values: dict[str, str]) -> dict[str, str]:
-    """What was typed, for a form redrawn without saving (the plan's checklist changed)."""
-    return {k: v for k, v in values.items() if k not in ("show_plan", "csrf_token")}
+def _redraw_asked(form: Mapping[str, str]) -> bool:
+    """A button that redraws the form without saving: the plan's checklist, add or remove."""
+    return any(form.get(name) for name in REDRAW_BUTTONS)
 
 
 def _load_alert(alert_id: int) -> Alert:
@@ -259,9 +266,9 @@ def new() -> ResponseReturnValue:
         return _render_form("new", blank_values(settings.DEFAULT_JURISDICTION, offset))
     form: MultiDict[str, str] = request.form
     values = values_from_request(form)
-    if form.get("show_plan"):
+    if _redraw_asked(form):
         _may("alert.create")
-        return _render_form("new", _without_buttons(values))
+        return _render_form("new", redrawn(values))
     parsed = parse_form(form, ctx().rule_sets)
     if parsed.errors:
         return _render_form("new", values, parsed=parsed, error=_form_refusal(parsed), status=400)
@@ -291,9 +298,9 @@ def edit(alert_id: int) -> ResponseReturnValue:
             values["expires_at"] = ""  # Still "the default, from approval", unless changed.
         return _render_form("edit", values, alert=alert)
     values = values_from_request(request.form)
-    if request.form.get("show_plan"):
+    if _redraw_asked(request.form):
         _may("alert.edit")
-        return _render_form("edit", _without_buttons(values), alert=alert)
+        return _render_form("edit", redrawn(values), alert=alert)
     parsed = parse_form(request.form, ctx().rule_sets)
     if parsed.errors:
         return _render_form(
@@ -328,9 +335,9 @@ def update(alert_id: int) -> ResponseReturnValue:
     form = MultiDict(request.form)
     form["status"] = alert.status  # An update may not change the status; the form shows it.
     values = values_from_request(form)
-    if form.get("show_plan"):
+    if _redraw_asked(form):
         _may("alert.propose_update")
-        return _render_form("update", _without_buttons(values), alert=alert)
+        return _render_form("update", redrawn(values), alert=alert)
     parsed = parse_form(form, ctx().rule_sets)
     if parsed.errors:
         return _render_form(

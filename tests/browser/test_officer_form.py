@@ -1,6 +1,7 @@
 """The officer's form in a real Chromium: a refused form opens at its error summary, whose
 links put the cursor in the field at fault; the criteria checklist follows the plan as it is
-chosen, without a save; axe-core finds nothing serious on either."""
+chosen, without a save; entries are added and removed by buttons that redraw the form and keep
+what was typed; axe-core finds nothing serious on any of them."""
 
 from __future__ import annotations
 
@@ -89,3 +90,40 @@ def test_the_checklist_follows_the_plan_without_a_save(
         assert alert.jurisdiction == "eu"
         assert alert.content["criteria"]["no_added_risk"] is True
         assert "ncic_entered" not in alert.content["criteria"]
+
+
+def test_children_are_added_and_removed_and_what_was_typed_is_kept(
+    server: str, browser: Any, ctx: Context, officer: Actor
+) -> None:
+    _login(browser, server, "officer1")
+    browser.get(f"{server}/alerts/new")
+    _by_id(browser, "children-0-name").send_keys("Jane Doe")
+    _by_id(browser, "children-1-name").send_keys("Sam Doe")
+    _by_id(browser, "vehicles-0-plate").send_keys("6WCU986")
+
+    # when: a third child is added
+    _submit_and_wait(browser, _by_id(browser, "add-children"))
+
+    # then: the form is redrawn with a third, empty entry, nothing saved, nothing lost
+    assert _by_id(browser, "children-2-name").get_attribute("value") == ""
+    assert _by_id(browser, "children-1-name").get_attribute("value") == "Sam Doe"
+    assert _by_id(browser, "vehicles-0-plate").get_attribute("value") == "6WCU986"
+    assert axe_violations(browser) == []
+    _by_id(browser, "children-2-name").send_keys("Ann Doe")
+
+    # when: the first child is removed
+    _submit_and_wait(browser, _button(browser, "Remove child 1"))
+
+    # then: the others move up, numbered afresh
+    assert _by_id(browser, "children-0-name").get_attribute("value") == "Sam Doe"
+    assert _by_id(browser, "children-1-name").get_attribute("value") == "Ann Doe"
+    assert "Jane Doe" not in browser.page_source
+    with ctx.db.session() as session:
+        assert session.execute(select(Alert)).first() is None
+
+    # and the draft saved from there has those two children
+    _submit_and_wait(browser, _button(browser, "Save draft"))
+    assert _by_id(browser, "alert-state").text.lower() == "draft"
+    with ctx.db.session() as session:
+        alert = session.execute(select(Alert)).scalar_one()
+        assert [c["name"] for c in alert.content["children"]] == ["Sam Doe", "Ann Doe"]
