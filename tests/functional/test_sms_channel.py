@@ -386,3 +386,22 @@ def test_concurrent_sends_each_read_their_own_answer(
     assert {
         numbers[i]: r.external_id for i, r in enumerate(results) if r.outcome == gw.SENT
     } == sids
+    # The same through one call, sixteen requests in flight on the gateway's event loop: each
+    # answer goes to its own text, a 429's Retry-After included.
+    again = [f"+1416555{i:04d}" for i in range(400)]
+    sim.script = {n: ([21211] if i % 3 else ["429"]) for i, n in enumerate(again[::2])}
+    sim.retry_after = 7
+    texts = [
+        gw.Text(i, 0, n, f"again {i}", "http://alertd.test/s", 600) for i, n in enumerate(again)
+    ]
+    results = gateway.send_many(texts)
+    by_number = dict(zip(again, results, strict=True))
+    for i, number in enumerate(again):
+        result = by_number[number]
+        if i % 2:
+            assert result.outcome == gw.SENT
+            assert result.external_id == next(t.sid for t in sim.taken if t.to == number)
+        elif (i // 2) % 3:
+            assert (result.outcome, result.code) == (gw.FAILED, 21211)
+        else:
+            assert (result.outcome, result.retry_after) == (gw.THROTTLED, 7.0)

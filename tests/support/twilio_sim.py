@@ -201,11 +201,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif step == "500":
             self._error(500, 20500, "Internal Server Error")
         elif step == "garbage":
+            page = b"<html>Bad Gateway</html>"
             self.send_response(502)
             self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", "23")
+            # Its true length: one short left a byte that a strict parser (aiohttp's) read as
+            # the next answer's status line.
+            self.send_header("Content-Length", str(len(page)))
             self.end_headers()
-            self.wfile.write(b"<html>Bad Gateway</html>")
+            self.wfile.write(page)
         elif step == "hang":
             time.sleep(sim.hang_seconds)
             self.close_connection = True

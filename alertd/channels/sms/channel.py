@@ -1,13 +1,13 @@
 """The ``sms`` channel: plans recipients from the subscriber tables, renders one text per
 language, and sends a sub-batch through the gateway with up to ``concurrency`` requests in
-flight. Its deliveries name subscribers by id, so a number is read only just before sending."""
+flight (on the gateway's event loop). Its deliveries name subscribers by id, so a number is
+read only just before sending."""
 
 from __future__ import annotations
 
 import os
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -69,8 +69,6 @@ class SmsChannel(Channel):
     def __init__(self) -> None:
         self._texts: dict[int, dict[str, str]] = {}
         self._gateways: dict[tuple[int, str, str], gw.Gateway] = {}
-        self._threads: ThreadPoolExecutor | None = None
-        self._threads_pid = 0
 
     def gateway(self, ctx: Context) -> gw.Gateway:
         # One per process and configuration: the Twilio client keeps its connections alive
@@ -79,16 +77,6 @@ class SmsChannel(Channel):
         if key not in self._gateways:
             self._gateways[key] = gw.make_gateway(ctx)
         return self._gateways[key]
-
-    def _pool(self, ctx: Context) -> ThreadPoolExecutor:
-        # One pool per process, its threads kept between sub-batches (starting sixteen threads
-        # per sub-batch cost more than sending it); made after the worker forks, never before.
-        if self._threads is None or self._threads_pid != os.getpid():
-            self._threads = ThreadPoolExecutor(
-                max_workers=max(1, ctx.settings.SMS_CONCURRENCY), thread_name_prefix="sms"
-            )
-            self._threads_pid = os.getpid()
-        return self._threads
 
     def configure(self, environ: Mapping[str, str] | None = None) -> None:
         """The sender's rate (global across workers) and the requests in flight per sub-batch
@@ -211,11 +199,7 @@ class SmsChannel(Channel):
                     validity,
                 )
                 to_send.append((delivery, text))
-        gateway = self.gateway(ctx)
-        if len(to_send) == 1:
-            results = [gateway.send(to_send[0][1])]
-        else:
-            results = list(self._pool(ctx).map(lambda pair: gateway.send(pair[1]), to_send))
+        results = self.gateway(ctx).send_many([text for _, text in to_send]) if to_send else []
         for (delivery, _), result in zip(to_send, results, strict=True):
             outcomes[delivery.id] = self._outcome(ctx, delivery, result)
         return [outcomes[d.id] for d in deliveries]

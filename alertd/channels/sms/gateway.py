@@ -6,6 +6,7 @@ request left; a request that left and got no answer is unknown (Twilio has no id
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -14,15 +15,18 @@ import re
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+import weakref
+from collections.abc import Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+import aiohttp
 import urllib3
 from sqlalchemy import select
 from twilio.base.exceptions import TwilioRestException
-from twilio.http import HttpClient
+from twilio.http import AsyncHttpClient, HttpClient
 from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 
@@ -40,6 +44,8 @@ INVALID_CODES = (21211, 21614)
 MAX_VALIDITY = 36000
 # Seconds to connect, and again to read the answer (the SDK takes one number for both).
 READ_SECONDS = 10.0
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class Result:
 
 class Gateway(Protocol):
     def send(self, text: Text) -> Result: ...
+
+    def send_many(self, texts: Sequence[Text]) -> list[Result]:
+        """A result per text, in order; requests may be in flight together."""
+        ...
 
     def sent_since(self, to: str, since: datetime) -> list[str] | None:
         """Bodies of texts to ``to`` since ``since``; None when the gateway cannot say."""
@@ -92,6 +102,9 @@ class ConsoleGateway:
                 session.flush()
                 kept = row.id
         return Result(SENT, external_id=f"console-{kept}")
+
+    def send_many(self, texts: Sequence[Text]) -> list[Result]:
+        return [self.send(text) for text in texts]
 
     def sent_since(self, to: str, since: datetime) -> list[str] | None:
         with self.ctx.db.session() as session:
@@ -183,6 +196,87 @@ class _PooledClient(HttpClient):  # type: ignore[misc]
         )
 
 
+class _Transport(AsyncHttpClient):  # type: ignore[misc]
+    """The transport under the official SDK (its documented async ``http_client`` hook): the
+    SDK still builds every request and reads every answer (``messages.create_async``); this
+    carries them over one aiohttp connection pool per process, as wide as our concurrency,
+    connections kept alive between sub-batches, no retry of its own.
+
+    Used for a sub-batch of several texts. Measured against the SDK over the urllib3 pool on
+    sixteen threads (the transport before), sub-batches of 25 to the simulator on this machine:
+    0.24 ms of client CPU per text against 0.42 (medians of three interleaved runs, load 16).
+    aiohttp parses answers in C and one event loop replaces sixteen threads taking the GIL in
+    turn. The SDK's own ``AsyncTwilioHttpClient``
+    keeps the last answer on itself; here each request's status and headers go to a context
+    variable of its own task, so a 429's Retry-After is read from its own answer (the SDK's
+    exception drops the headers). Proxies are read from the environment once per host."""
+
+    def __init__(self, pool: int) -> None:
+        super().__init__(logger=logging.getLogger(__name__), is_async=True, timeout=READ_SECONDS)
+        self._pool = pool
+        self._proxies: dict[tuple[str, str], str | None] = {}
+        self.session: aiohttp.ClientSession | None = None
+
+    def _proxy(self, parts: urllib.parse.SplitResult) -> str | None:
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxies:
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            bypass = urllib.request.proxy_bypass(parts.hostname or "")
+            self._proxies[key] = proxy if proxy and not bypass else None
+        return self._proxies[key]
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> TwilioResponse:
+        if self.session is None:
+            # Made inside the loop that uses it, as aiohttp requires.
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=READ_SECONDS, sock_read=READ_SECONDS
+                ),
+            )
+        sending = dict(headers or {})
+        if params:
+            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
+        body: bytes | None = None
+        if data is not None:
+            if sending.get("Content-Type", "").endswith("json"):
+                body = json.dumps(data).encode()
+            else:
+                sending.setdefault("Content-Type", "application/x-www-form-urlencoded")
+                body = urllib.parse.urlencode(data, doseq=True).encode()
+        if auth:
+            sending["Authorization"] = "Basic " + base64.b64encode(
+                f"{auth[0]}:{auth[1]}".encode()
+            ).decode("ascii")
+        wait = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        async with self.session.request(
+            method.upper(),
+            url,
+            data=body,
+            headers=sending,
+            allow_redirects=allow_redirects,
+            proxy=self._proxy(urllib.parse.urlsplit(url)),
+            timeout=wait if timeout else None,
+        ) as answer:
+            _ANSWER.set((answer.status, answer.headers))
+            text = (await answer.read()).decode("utf-8", "replace")
+        return TwilioResponse(int(answer.status), text, answer.headers)
+
+
+# The status and headers of the answer this task last read (set by _Transport.request).
+_ANSWER: ContextVar[tuple[int, Mapping[str, str]] | None] = ContextVar("_ANSWER", default=None)
+
+
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     value = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
     try:
@@ -191,31 +285,79 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
         return None
 
 
+class _Process:
+    """What one process sends with: an event loop on a thread of its own, the transport and
+    the SDK client on it. Made again after a fork (a Celery child), never shared across one."""
+
+    def __init__(self, env: Mapping[str, str], api_base: str, pool: int) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.http = _Transport(pool)
+        self.client = _client(env, api_base, self.http)
+        threading.Thread(target=self._serve, name="sms-gateway", daemon=True).start()
+
+    def _serve(self) -> None:
+        self.loop.run_forever()
+        self.loop.close()  # Stopped by close(): its connections are closed already.
+
+    def run(self, work: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result()
+
+    def close(self) -> None:
+        """Close the connections and stop the loop, without waiting: this may run on the
+        loop's own thread (a finalizer called by the garbage collector there)."""
+        if self.pid != os.getpid() or self.loop.is_closed():
+            return
+
+        async def shut() -> None:
+            if self.http.session is not None:
+                await self.http.session.close()
+            self.loop.stop()
+
+        def start() -> None:
+            self.shutting = self.loop.create_task(shut())  # Held: a bare task may be collected.
+
+        self.loop.call_soon_threadsafe(start)
+
+
 class TwilioGateway:
+    """A lone text (what the rate limiter releases, one grant at a time) goes out from the
+    calling thread over the urllib3 pool: no hand-over to another thread, whose wake-up on a
+    loaded machine lengthened each paced request and so lowered the paced rate (182-186/s
+    against 191-192 at R=200, load 11-13). A sub-batch goes out on the event loop."""
+
     def __init__(self, ctx: Context, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.from_number = env.get("TWILIO_FROM_NUMBER", "")
         self.service_sid = env.get("TWILIO_MESSAGING_SERVICE_SID", "")
         if not (self.from_number or self.service_sid):
             raise ValueError("set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID")
-        self.http = _PooledClient(max(1, ctx.settings.SMS_CONCURRENCY))
-        # An explicit, non-empty environment: the SDK falls back to os.environ for an empty
-        # one, where a stray TWILIO_REGION or TWILIO_EDGE would rewrite the host.
-        self.client = Client(
-            env.get("TWILIO_ACCOUNT_SID", ""),
-            env.get("TWILIO_AUTH_TOKEN", ""),
-            http_client=self.http,
-            environment={"ALERTD_EXPLICIT": "1"},
-        )
-        if ctx.settings.TWILIO_API_BASE:
-            self.client.api.base_url = ctx.settings.TWILIO_API_BASE.rstrip("/")
+        self.concurrency = max(1, ctx.settings.SMS_CONCURRENCY)
+        self.http = _PooledClient(self.concurrency)
+        self.client = _client(env, ctx.settings.TWILIO_API_BASE, self.http)
+        self._env = {k: env.get(k, "") for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")}
+        self._api_base = ctx.settings.TWILIO_API_BASE
+        self._lock = threading.Lock()
+        self._process: _Process | None = None
+        self._closing: weakref.finalize[Any, Any] | None = None
+
+    def _here(self) -> _Process:
+        with self._lock:
+            if self._process is None or self._process.pid != os.getpid():
+                if self._closing is not None:
+                    self._closing.detach()  # The parent's loop: its thread did not fork.
+                self._process = _Process(self._env, self._api_base, self.concurrency)
+                # Its connections are closed when the gateway goes, or at exit.
+                self._closing = weakref.finalize(self, self._process.close)
+            return self._process
+
+    def _sender(self) -> dict[str, str]:
+        if self.service_sid:
+            return {"messaging_service_sid": self.service_sid}
+        return {"from_": self.from_number}
 
     def send(self, text: Text) -> Result:
-        sender: dict[str, str] = (
-            {"messaging_service_sid": self.service_sid}
-            if self.service_sid
-            else {"from_": self.from_number}
-        )
+        """One text, from the calling thread (safe from several threads at once)."""
         self.http.local.headers, self.http.local.status = None, None
         try:
             message = self.client.messages.create(
@@ -223,10 +365,10 @@ class TwilioGateway:
                 body=text.body,
                 status_callback=text.status_callback,
                 validity_period=text.validity_seconds,
-                **sender,
+                **self._sender(),
             )
         except TwilioRestException as exc:
-            return self._refused(exc, text.to)
+            return self._refused(exc, text.to, self.http.local.headers)
         except (
             urllib3.exceptions.ConnectTimeoutError,  # NewConnectionError too: refused, no DNS
             urllib3.exceptions.SSLError,
@@ -238,27 +380,65 @@ class TwilioGateway:
             # A read timeout or a dropped connection: the request may have been taken.
             return Result(UNKNOWN, error=f"no answer: {type(exc).__name__}")
         except (ValueError, KeyError, TypeError) as exc:
-            # Garbage for an answer (HTML, empty, not JSON): retryable, never a crash. A 2xx
-            # with garbage could mean it was taken, so that one is unknown.
-            status = getattr(self.http.local, "status", None)
-            if status is not None and 200 <= status < 300:
-                return Result(UNKNOWN, error=f"unreadable answer: {type(exc).__name__}")
-            return Result(RETRY, error=f"unreadable answer ({status}): {type(exc).__name__}")
-        sid = getattr(message, "sid", None)
-        if not isinstance(sid, str) or not sid:
-            return Result(UNKNOWN, error="answer without a message sid")
-        return Result(SENT, external_id=sid)
+            return _garbage(getattr(self.http.local, "status", None), exc)
+        return _taken(message)
 
-    def _refused(self, exc: TwilioRestException, to: str) -> Result:
+    def send_many(self, texts: Sequence[Text]) -> list[Result]:
+        """Every text of a sub-batch, up to ``concurrency`` requests in flight; a result per
+        text, in order. Safe to call from several threads at once."""
+        if len(texts) <= 1:
+            return [self.send(text) for text in texts]
+        here = self._here()
+        return here.run(self._send_all(here, texts))
+
+    async def _send_all(self, here: _Process, texts: Sequence[Text]) -> list[Result]:
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(text: Text) -> Result:
+            async with slots:
+                return await self._send_one(here, text)
+
+        return list(await asyncio.gather(*(one(t) for t in texts)))
+
+    async def _send_one(self, here: _Process, text: Text) -> Result:
+        _ANSWER.set(None)
+        try:
+            message = await here.client.messages.create_async(
+                to=text.to,
+                body=text.body,
+                status_callback=text.status_callback,
+                validity_period=text.validity_seconds,
+                **self._sender(),
+            )
+        except TwilioRestException as exc:
+            answer = _ANSWER.get()
+            return self._refused(exc, text.to, answer[1] if answer else None)
+        except (
+            aiohttp.ClientConnectorError,  # refused, no DNS, TLS or proxy refusal before sending
+            aiohttp.ConnectionTimeoutError,
+        ) as exc:
+            # Nothing of the request left.
+            return Result(RETRY, error=f"connection: {type(exc).__name__}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # A read timeout or a dropped connection: the request may have been taken.
+            return Result(UNKNOWN, error=f"no answer: {type(exc).__name__}")
+        except (ValueError, KeyError, TypeError) as exc:
+            answer = _ANSWER.get()
+            return _garbage(answer[0] if answer else None, exc)
+        return _taken(message)
+
+    def _refused(
+        self, exc: TwilioRestException, to: str, headers: Mapping[str, str] | None
+    ) -> Result:
         code = exc.code if isinstance(exc.code, int) else None
         # Twilio names the number in some refusals ("The 'To' number +1... is not valid"); the
         # error is kept on the delivery and in the audit chain, where numbers never go.
         message = _NUMBER.sub("[number]", str(exc.msg).replace(to, "[number]"))
         error = f"{exc.status} {code or ''} {message[:200]}".strip()
         if exc.status == 429:
-            return Result(THROTTLED, error=error, retry_after=_retry_after(self.http.local.headers))
+            return Result(THROTTLED, error=error, retry_after=_retry_after(headers))
         if exc.status >= 500:
-            return Result(RETRY, error=error, retry_after=_retry_after(self.http.local.headers))
+            return Result(RETRY, error=error, retry_after=_retry_after(headers))
         return Result(FAILED, error=error, code=code)
 
     def sent_since(self, to: str, since: datetime) -> list[str] | None:
@@ -267,6 +447,35 @@ class TwilioGateway:
         except (TwilioRestException, urllib3.exceptions.HTTPError, ValueError):
             return None
         return [str(m.body or "") for m in messages]
+
+
+def _client(env: Mapping[str, str], api_base: str, http: Any) -> Client:
+    # An explicit, non-empty environment: the SDK falls back to os.environ for an empty one,
+    # where a stray TWILIO_REGION or TWILIO_EDGE would rewrite the host.
+    client = Client(
+        env.get("TWILIO_ACCOUNT_SID", ""),
+        env.get("TWILIO_AUTH_TOKEN", ""),
+        http_client=http,
+        environment={"ALERTD_EXPLICIT": "1"},
+    )
+    if api_base:
+        client.api.base_url = api_base.rstrip("/")
+    return client
+
+
+def _taken(message: Any) -> Result:
+    sid = getattr(message, "sid", None)
+    if not isinstance(sid, str) or not sid:
+        return Result(UNKNOWN, error="answer without a message sid")
+    return Result(SENT, external_id=sid)
+
+
+def _garbage(status: int | None, exc: Exception) -> Result:
+    """Garbage for an answer (HTML, empty, not JSON): retryable, never a crash. A 2xx with
+    garbage could mean it was taken, so that one is unknown."""
+    if status is not None and 200 <= status < 300:
+        return Result(UNKNOWN, error=f"unreadable answer: {type(exc).__name__}")
+    return Result(RETRY, error=f"unreadable answer ({status}): {type(exc).__name__}")
 
 
 def make_gateway(ctx: Context) -> Gateway:
