@@ -92,6 +92,20 @@ def _rss_kb(pids: list[int]) -> int:
     return sum(int(x) for x in out.split())
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU the processes used so far (Linux /proc): a cost per text that the
+    machine's other load does not change, unlike a rate."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
+
+
 def _windows(stamps: list[float]) -> list[int]:
     """Requests in the one-second window starting at each request (so the busiest second)."""
     counts, j = [], 0
@@ -236,8 +250,10 @@ class Bench:
         sampler = threading.Thread(target=sample, daemon=True)
         if sample_rss:
             sampler.start()
+        cpu = _cpu_seconds(pids)
         approved = (approve or self.approve)(alert_id)
         wait_for(lambda: len(self.sim.taken) - before >= expected, 3600, interval=0.2)
+        cpu = _cpu_seconds(pids) - cpu
         stop.set()
         if sample_rss:
             sampler.join()
@@ -253,6 +269,7 @@ class Bench:
             "overall": len(stamps) / max(1e-9, stamps[-1] - approved),
             "busiest": max(_windows(stamps)),
             "duplicates": sum(1 for c in counts.values() if c > 1),
+            "cpu_ms": 1000 * cpu / max(1, len(mine)),
             "rss": rss,
         }
 

@@ -91,6 +91,9 @@ def report(full: bool, r: Results) -> str:
         f"({main['texts']:,} texts, last {main['last']:.1f} s after approval, "
         f"{main['overall']:,.0f} msg/s from approval; busiest second {main['busiest']:,}) | "
         f"about {TARGET_RATE:,} msg/s: {_met(main['rate'] >= 0.9 * TARGET_RATE)} |",
+        f"| CPU of the two worker processes across that fan-out (planning included), per "
+        f"text | {main.get('cpu_ms', 0):.2f} ms (the rate moves with the machine's other load; "
+        "this does not) | (for reference) |",
         f"| one Celery task per message ({s.baseline:,} texts; the same engine, planned in "
         "the usual chunks but each delivery queued as its own task, sent in batches of one) | "
         f"{base['rate']:,.0f} msg/s; fan-out "
