@@ -4,17 +4,22 @@ sending a task by name. ``alertd`` never imports ``workers``."""
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
+import time
 import warnings
 from queue import Empty
 from typing import Any
 
 from celery import Celery
 from kombu.transport import sqlalchemy as kombu_sqla
+from kombu.transport.sqlalchemy.models import metadata as kombu_metadata
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SADeprecationWarning
-from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm import configure_mappers, sessionmaker
 
 import config.celery as celery_config
 from alertd.settings import Settings
@@ -25,14 +30,33 @@ log = logging.getLogger(__name__)
 # the cost of a few cheap idle queries a second.
 EMBEDDED_POLL_SECONDS = 0.01
 EMBEDDED_TRANSPORT = "alertd.broker:EmbeddedTransport"
+# How long a connection waits for another's lock on the broker file before giving up.
+CONNECT_TIMEOUT_SECONDS = 30
+# Guards the engine cache (kombu's, shared by every channel of this process) between threads.
+_ENGINES_LOCK = threading.Lock()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: a producer's insert never waits on the worker's poll, nor the poll on a reader.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _set_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _set_wal(cursor: Any) -> None:
+    # Turning a fresh file to WAL needs it to itself, and SQLite answers "database is locked"
+    # at once, without its busy timeout, while another process holds it (two workers starting
+    # together on a fresh broker file: 1 start in 80 failed so). Once WAL, it stays WAL.
+    deadline = time.monotonic() + CONNECT_TIMEOUT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class EmbeddedChannel(kombu_sqla.Channel):
@@ -50,15 +74,46 @@ class EmbeddedChannel(kombu_sqla.Channel):
             configure_mappers()
 
     def _engine_from_config(self) -> Engine:
-        engine = create_engine(self.connection.client.hostname, connect_args={"timeout": 30})
+        engine = create_engine(
+            self.connection.client.hostname, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+
+    def _open(self) -> tuple[Engine, Any]:
+        # kombu's own creates its tables with a look-then-create guarded by a lock of this
+        # process only: two workers starting together on a fresh file both created, and the
+        # second died with "table kombu_queue already exists" (in 31 to 39 of 80 starts). Here
+        # the look and the create run under SQLite's write lock: the second waits for it, then
+        # finds the tables made.
+        hostname = self.connection.client.hostname
+        with _ENGINES_LOCK:
+            if hostname not in self._engines:
+                engine = self._engine_from_config()
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    kombu_metadata.create_all(connection)
+                    connection.exec_driver_sql("COMMIT")
+                self._engines[hostname] = engine, sessionmaker(bind=engine)
+        return self._engines[hostname]  # type: ignore[no-any-return]
+
+    def _get_or_create(self, queue: str) -> Any:
+        # kombu's own looks, then inserts: a second process declaring the same queue at once
+        # failed on the name's UNIQUE constraint. An insert that yields to an existing row cannot.
+        found = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).first()
+        if found is None:
+            self.session.execute(
+                sqlite_insert(self.queue_cls.__table__).values(name=queue).on_conflict_do_nothing()
+            )
+            self.session.commit()
+            found = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).one()
+        return found
 
     def _get(self, queue: str, timeout: Any = None) -> Any:
         # kombu's own keeps every taken message as an invisible row, and the file would grow
         # without end; a taken message is deleted instead. An unacknowledged one is put back by
         # kombu (a rejected task, a channel closed), as with every virtual transport.
-        found = self._get_or_create(queue)  # type: ignore[no-untyped-call]
+        found = self._get_or_create(queue)
         self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
         try:
             message = (
