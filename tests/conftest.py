@@ -32,13 +32,16 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def settings(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Settings:
+    # Only the log channel unless a test asks for more with @pytest.mark.channels("sms", ...):
+    # a channel's pages, API and navigation links exist only while it is enabled.
+    marker = request.node.get_closest_marker("channels")
     return load_settings(
         {
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "DATABASE_URL": db_url,
             "SECRET_KEY": "test-secret-key",
-            "CHANNELS": "log",
+            "CHANNELS": ",".join(marker.args) if marker else "log",
             "PUBLIC_URL": "http://alertd.test",
         },
         environ={},

@@ -157,7 +157,7 @@ def _answer(alert_id: int, status: int = 200) -> tuple[Response, int]:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(ctx().channels.channels()))
 
 
 @bp.get("/alerts")

@@ -17,7 +17,9 @@ one sub-batch is sent. A minimal channel::
 
 It is registered with ``ALERTD_CHANNELS=cap,log,mypackage.pager:PagerChannel``. Its own settings
 are read from ``ALERTD_PAGER_*`` by declaring ``settings_class`` (a dataclass whose fields have
-defaults); its routes and inbound callbacks come from ``routes()``.
+defaults). While it is enabled, and only then, the web app serves its ``routes()`` (console
+pages, API, inbound callbacks), the console's navigation shows its ``console_links()``, the alert
+page links its ``console_page()``, and the OpenAPI document lists its ``openapi()`` paths.
 """
 
 from __future__ import annotations
@@ -89,6 +91,24 @@ class Routes:
     csrf_exempt: bool = False
 
 
+@dataclass(frozen=True)
+class NavLink:
+    """An entry a channel adds to the console's navigation."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ApiPaths:
+    """A channel's part of the API's OpenAPI document: its paths and the component schemas they
+    refer to (``#/components/schemas/<name>``). Listed only while the channel is enabled, like
+    the routes they describe."""
+
+    paths: Mapping[str, Any]
+    schemas: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
 class Channel:
     """Base class of every channel. Subclasses set ``name`` and implement ``deliver``."""
 
@@ -126,8 +146,14 @@ class Channel:
             self.rate = rate if rate > 0 else None  # type: ignore[misc]
 
     def routes(self) -> Sequence[Routes]:
-        """Blueprints the web app registers while this channel is enabled."""
+        """Blueprints the web app registers while this channel is enabled: its console pages,
+        its API and its inbound callbacks. A disabled channel's URLs answer 404."""
         return ()
+
+    def openapi(self) -> ApiPaths | None:
+        """The OpenAPI description of this channel's API routes, merged into the API's document
+        while the channel is enabled; None: it has no API routes."""
+        return None
 
     # Dispatch ----------------------------------------------------------------------------------
 
@@ -185,6 +211,11 @@ class Channel:
         """The URL of this channel's own console page about an alert, when ``actor`` may open
         it (called while a request is handled); None: no link."""
         return None
+
+    def console_links(self, actor: Actor) -> Sequence[NavLink]:
+        """Entries for the console's navigation that ``actor`` may open (called while a request
+        is handled, so ``url_for`` works); none by default."""
+        return ()
 
     def periodic(self, ctx: Context) -> None:
         """Work only the clock triggers (a feed's retention window); run by the sweeper."""

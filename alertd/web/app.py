@@ -85,35 +85,36 @@ def create_app(
     from alertd.accounts.views import bp as accounts_bp
     from alertd.alerts.api import bp as api_bp
     from alertd.alerts.views import bp as alerts_bp
-    from alertd.channels.sms.api import bp as sms_api_bp
-    from alertd.channels.sms.views import bp as sms_bp
-    from alertd.channels.webhooks.api import bp as webhooks_api_bp
-    from alertd.channels.webhooks.views import bp as webhooks_bp
     from alertd.observe.views import bp as metrics_bp
     from alertd.public.views import bp as public_bp
 
     csrf.exempt(api_bp)
-    csrf.exempt(webhooks_api_bp)
-    csrf.exempt(sms_api_bp)
     csrf.exempt(accounts_api_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(alerts_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(accounts_api_bp)
     app.register_blueprint(public_bp)
-    for channel in context.channels.channels():
-        # A channel's own routes: feeds, status callbacks, inbound messages.
+    # Taken once: the routes registered and the links shown come from the same channels.
+    channels = context.channels.channels()
+    for channel in channels:
+        # A channel's own routes (console pages, API, feeds, status callbacks, inbound
+        # messages), only while it is enabled: a disabled channel's URLs answer 404.
         for routes in channel.routes():
             if routes.csrf_exempt:
                 csrf.exempt(routes.blueprint)
             app.register_blueprint(routes.blueprint)
     app.register_blueprint(metrics_bp)
-    app.register_blueprint(webhooks_bp)
-    app.register_blueprint(webhooks_api_bp)
-    app.register_blueprint(sms_bp)
-    app.register_blueprint(sms_api_bp)
 
     register_error_pages(app)
+
+    @app.context_processor
+    def _channel_links() -> dict[str, Any]:
+        # The enabled channels' entries in the console's navigation (base.html).
+        actor = g.get("actor")
+        if actor is None:
+            return {}
+        return {"channel_links": [link for c in channels for link in c.console_links(actor)]}
 
     @app.after_request
     def security_headers(response: Response) -> Response:

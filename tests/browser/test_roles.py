@@ -16,6 +16,7 @@ from alertd.alerts import services
 from alertd.alerts.models import Alert, Version
 from alertd.channels.sms.models import Subscriber
 from alertd.context import Context
+from config import defaults
 from tests.support.browser import (
     _button,
     _by_id,
@@ -28,7 +29,8 @@ from tests.support.browser import (
 )
 from tests.support.factories import alert_body, png_bytes
 
-pytestmark = pytest.mark.browser
+# The navigation of the default channel set: the operator's webhook and SMS pages among it.
+pytestmark = [pytest.mark.browser, pytest.mark.channels(*defaults.CHANNELS.split(","))]
 
 # What each role's navigation offers; every one must load (not an error page) and pass axe.
 PAGES = {

@@ -15,10 +15,12 @@ from alertd.alerts import services
 from alertd.alerts.models import Alert
 from alertd.context import Context
 from alertd.db import utcnow
+from config import defaults
 from tests.support.browser import _login, _logout, axe_violations, screenshot
 from tests.support.factories import alert_body
 
-pytestmark = pytest.mark.browser
+# The operator's webhook and SMS pages exist with those channels enabled (the default set).
+pytestmark = [pytest.mark.browser, pytest.mark.channels(*defaults.CHANNELS.split(","))]
 
 WIDTHS = (1280, 390)
 

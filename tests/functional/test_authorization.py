@@ -23,9 +23,13 @@ from werkzeug.routing import Rule
 from alertd.accounts.services import create_token
 from alertd.actor import ROLES, Actor
 from alertd.alerts import services
-from alertd.channels.registry import BUILTIN
 from alertd.context import Context
+from config import defaults
 from tests.support.factories import PASSWORD, alert_body
+
+# Channels bring their own routes (console pages, API, feeds, callbacks): the matrix covers
+# those of the default channel set, every built-in one, not only the tests' default (log).
+pytestmark = pytest.mark.channels(*defaults.CHANNELS.split(","))
 
 
 @dataclass(frozen=True)
@@ -186,13 +190,6 @@ def _routes(app: Flask) -> list[tuple[Rule, str]]:
     ]
     # Signing out last: it ends the session the other requests use.
     return sorted(found, key=lambda rm: (rm[0].rule == "/logout", rm[0].rule, rm[1]))
-
-
-@pytest.fixture(autouse=True)
-def every_channel(ctx: Context) -> None:
-    # Channels bring their own routes (feeds, callbacks): enable every built-in one, so that
-    # the matrix covers all of them and not only the test default's.
-    ctx.settings = ctx.settings.with_overrides(CHANNELS=",".join(BUILTIN))
 
 
 def test_every_route_has_a_line_in_the_matrix(app: Flask) -> None:

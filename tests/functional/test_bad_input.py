@@ -12,7 +12,11 @@ from flask.testing import FlaskClient
 from alertd.accounts.services import create_token
 from alertd.actor import Actor
 from alertd.context import Context
+from config import defaults
 from tests.support.factories import PASSWORD, alert_body
+
+# Every API write of the default channel set, the channels' own (endpoints, subscribers) too.
+pytestmark = pytest.mark.channels(*defaults.CHANNELS.split(","))
 
 
 @pytest.fixture

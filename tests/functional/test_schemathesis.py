@@ -22,7 +22,12 @@ from alertd.accounts.services import create_token
 from alertd.actor import ROLES, Actor
 from alertd.alerts import services
 from alertd.context import Context
+from config import defaults
 from tests.support.factories import alert_body
+
+# The default channel set, whose API routes (webhook endpoints, SMS subscribers) the document
+# lists only while they are enabled.
+pytestmark = pytest.mark.channels(*defaults.CHANNELS.split(","))
 
 EXAMPLES = int(os.environ.get("ALERTD_SCHEMATHESIS_EXAMPLES", "12"))
 

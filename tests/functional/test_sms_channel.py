@@ -36,6 +36,9 @@ IN_A = ["+14155550101", "+14155550102", "+14155550103"]
 IN_B = "+14155550201"
 STOPPED = "+14155550104"
 
+# The channel's pages and Twilio callbacks are served only while it is enabled.
+pytestmark = pytest.mark.channels("sms")
+
 
 @pytest.fixture
 def sim() -> Iterator[twilio_sim.Simulator]:

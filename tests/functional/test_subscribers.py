@@ -14,6 +14,9 @@ from alertd.actor import Actor
 from alertd.context import Context
 from tests.support.factories import PASSWORD
 
+# The subscriber pages and API are the sms channel's: served only while it is enabled.
+pytestmark = pytest.mark.channels("sms")
+
 
 def _headers(ctx: Context, actor: Actor) -> dict[str, str]:
     with ctx.db.transaction() as session:

@@ -21,6 +21,9 @@ from tests.support.factories import PASSWORD, alert_body
 from tests.support.tasks import run_pending_tasks
 from tests.support.webhook_receivers import Receiver, Script, running
 
+# The endpoint pages and API are the webhook channel's: served only while it is enabled.
+pytestmark = pytest.mark.channels("webhook")
+
 
 @pytest.fixture
 def local_ctx(ctx: Context) -> Context:
@@ -168,7 +171,10 @@ def test_console_delivery_log_and_replay_one(
         services.approve_alert(local_ctx, alert.id, by=supervisor)
         run_pending_tasks(local_ctx, publisher)
         client.post("/login", data={"username": operator.username, "password": PASSWORD})
-        assert b"Webhook delivery log" in client.get(f"/alerts/{alert.id}").data
+        # The channel's line in the alert page's progress, linking its delivery log.
+        page = client.get(f"/alerts/{alert.id}").get_data(as_text=True)
+        assert "1 request to partners" in page
+        assert f'href="/webhooks/alerts/{alert.id}"' in page
         log = client.get(f"/webhooks/alerts/{alert.id}").data
         assert b"400" in log and b"no such channel" in log
         page = client.get(f"/webhooks/{endpoint.id}").data

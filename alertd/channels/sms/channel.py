@@ -24,13 +24,15 @@ from alertd.channels.base import (
     OUT_SKIPPED,
     OUT_THROTTLED,
     OUT_UNKNOWN,
+    ApiPaths,
     Channel,
+    NavLink,
     Outcome,
     PreviewText,
     Routes,
 )
 from alertd.channels.models import Delivery
-from alertd.channels.sms import callbacks, queries, services
+from alertd.channels.sms import api, callbacks, openapi, queries, services, views
 from alertd.channels.sms import gateway as gw
 from alertd.channels.sms.messages import MAX_SEGMENTS, TEMPLATE_OF_KIND, texts_for, too_long
 from alertd.channels.sms.models import Subscriber
@@ -90,8 +92,21 @@ class SmsChannel(Channel):
         )
 
     def routes(self) -> Sequence[Routes]:
-        # Twilio proves itself by its signature, not by a form token.
-        return (Routes(callbacks.bp, csrf_exempt=True),)
+        return (
+            Routes(views.bp),
+            # Bearer tokens, never a cookie: no form token to check.
+            Routes(api.bp, csrf_exempt=True),
+            # Twilio proves itself by its signature, not by a form token.
+            Routes(callbacks.bp, csrf_exempt=True),
+        )
+
+    def openapi(self) -> ApiPaths:
+        return ApiPaths(openapi.PATHS, openapi.SCHEMAS)
+
+    def console_links(self, actor: Actor) -> Sequence[NavLink]:
+        if not actor.can(services.PERMISSION):
+            return ()
+        return (NavLink("SMS", url_for("sms.subscribers")),)
 
     def texts(self, ctx: Context, version: Version) -> dict[str, str]:
         """The version's text per language, rendered once per process."""

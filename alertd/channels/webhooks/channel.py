@@ -18,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask import url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from alertd.actor import SYSTEM
+from alertd.actor import SYSTEM, Actor
 from alertd.alerts.models import ACTIVE, Alert, Photo, Version
 from alertd.alerts.text import summary_text
 from alertd.audit.services import record
@@ -32,9 +33,12 @@ from alertd.channels.base import (
     OUT_SKIPPED,
     OUT_THROTTLED,
     OUT_UNKNOWN,
+    ApiPaths,
     Channel,
+    NavLink,
     Outcome,
     PreviewText,
+    Routes,
 )
 from alertd.channels.models import (
     D_PENDING,
@@ -44,13 +48,13 @@ from alertd.channels.models import (
     Delivery,
     Dispatch,
 )
-from alertd.channels.webhooks import sender
+from alertd.channels.webhooks import api, openapi, queries, sender, views
 from alertd.channels.webhooks.formats import ENDED_KINDS, Message, PhotoFile, build_message
 from alertd.channels.webhooks.http import Answer, Limits
 from alertd.channels.webhooks.models import EVENT_OF_KIND, TOKEN_FORMATS, Attempt, Endpoint
 from alertd.channels.webhooks.preview import post_preview_texts
 from alertd.channels.webhooks.secrets import unseal
-from alertd.channels.webhooks.services import CHANNEL, check_endpoint_url
+from alertd.channels.webhooks.services import CHANNEL, PERMISSION, check_endpoint_url
 from alertd.channels.webhooks.ssrf import UnsafeUrl
 from alertd.context import Context
 from alertd.db import utcnow
@@ -82,6 +86,30 @@ class WebhookChannel(Channel):
     idempotent = True
     # Partners receive every event in order (alert, update, cancel), not just the latest.
     sends_superseded = True
+
+    def routes(self) -> Sequence[Routes]:
+        # The API takes bearer tokens, never a cookie: no form token to check.
+        return (Routes(views.bp), Routes(api.bp, csrf_exempt=True))
+
+    def openapi(self) -> ApiPaths:
+        return ApiPaths(openapi.PATHS, openapi.SCHEMAS)
+
+    def console_links(self, actor: Actor) -> Sequence[NavLink]:
+        if not actor.can(PERMISSION):
+            return ()
+        return (NavLink("Webhooks", url_for("webhooks.index")),)
+
+    def console_status(self, ctx: Context, version: Version) -> str | None:
+        with ctx.db.session() as session:
+            requests = queries.attempt_count(session, version.alert_id)
+        if not requests:
+            return None
+        return f"{requests} request{'' if requests == 1 else 's'} to partners"
+
+    def console_page(self, actor: Actor, alert_id: int) -> str | None:
+        if not actor.can(PERMISSION):
+            return None  # The log shows partners' URLs and their answers.
+        return url_for("webhooks.alert_log", alert_id=alert_id)
 
     def preview(self, ctx: Context, version: Version) -> dict[str, str]:
         primary = (version.content.get("languages") or ["en-US"])[0]

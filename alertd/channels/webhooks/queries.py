@@ -87,6 +87,15 @@ def attempts(
     return list(session.execute(query).scalars())
 
 
+def attempt_count(session: Session, alert_id: int) -> int:
+    """Requests made to partners about an alert, every retry included."""
+    return int(
+        session.execute(
+            select(func.count()).select_from(Attempt).where(Attempt.alert_id == alert_id)
+        ).scalar_one()
+    )
+
+
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
     return {
         "id": attempt.id,
