@@ -187,11 +187,10 @@ def channel_notes(ctx: Context, actor: Actor, versions: Sequence[Version]) -> li
     for channel in ctx.channels.channels():
         try:
             line = channel.console_status(ctx, latest)
+            url = channel.console_page(actor, latest.alert_id) if line else None
         except Exception:  # One channel's bug must not take the alert page down.
             log.exception("channel %s console status failed", channel.name)
             continue
         if line:
-            notes.append(
-                ChannelNote(channel.name, line, channel.console_page(actor, latest.alert_id))
-            )
+            notes.append(ChannelNote(channel.name, line, url))
     return notes
