@@ -7,6 +7,7 @@ import getpass
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -113,6 +114,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
     from alertd.audit.checkpoints import read_folder, verifier_for
     from alertd.audit.keys import SignatureError, Verifier
+    from alertd.audit.recipients import recipient_key
     from alertd.audit.trail import verify_trail
 
     with _context() as ctx:
@@ -129,7 +131,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         # Read before the walk: a checkpoint written meanwhile must not look like a truncation.
         checkpoints = read_folder(folder, verifier)
         with ctx.db.session() as session:
-            report = verify_trail(session, checkpoints)
+            report = verify_trail(session, checkpoints, recipient_key(ctx.settings))
         if not report.ok:
             print(f"audit trail BROKEN: {len(report.problems)} problem(s)", file=sys.stderr)
             for problem in report.problems:
@@ -142,6 +144,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             + (
                 f" ({report.rows_unchecked} written before entries carried digests)"
                 if report.rows_unchecked
+                else ""
+            )
+            + f", {report.deliveries_checked} deliveries match their latest audited outcome"
+            + (
+                f" ({report.deliveries_unchecked} recorded before entries carried outcomes)"
+                if report.deliveries_unchecked
                 else ""
             )
         )
@@ -228,6 +236,31 @@ def cmd_web(args: argparse.Namespace) -> int:
     from alertd.serve import serve_web
 
     return serve_web(load_settings(), port=args.port, host=args.host)
+
+
+def _past_date(text: str) -> datetime:
+    """``--before``: an ISO 8601 date or date and time, UTC unless it names an offset."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD, or YYYY-MM-DDTHH:MM with an optional offset)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def cmd_deliveries_purge(args: argparse.Namespace) -> int:
+    from alertd.channels.dispatch.purge import purge_recipients
+
+    with _context() as ctx:
+        done = purge_recipients(ctx, args.before)
+        channels = ", ".join(f"{name} {count}" for name, count in sorted(done.by_channel.items()))
+        print(
+            f"erased the recipients of {done.deliveries} finished deliveries of alerts last sent "
+            f"before {args.before.isoformat()} ({channels or 'none'}) in {done.batches} "
+            f"batch(es); {done.kept_elsewhere} rows kept by channels erased too"
+        )
+        return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -428,6 +461,17 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file")
     load.add_argument("--as", dest="actor", required=True, help="the operator or admin acting")
     load.set_defaults(func=cmd_subscribers_import)
+
+    deliveries = sub.add_parser("deliveries", help="delivery records").add_subparsers(
+        dest="sub", required=True
+    )
+    purge = deliveries.add_parser(
+        "purge",
+        help="erase the recipients of finished deliveries of alerts whose every version was "
+        "sent before DATE (never one still in flight); the audit trail still verifies",
+    )
+    purge.add_argument("--before", required=True, type=_past_date, metavar="DATE")
+    purge.set_defaults(func=cmd_deliveries_purge)
 
     health = sub.add_parser("health", help="exit 1 when workers are not taking work")
     health.add_argument(

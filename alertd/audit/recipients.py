@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,15 +36,17 @@ def outcome_digest(items: Iterable[tuple[int, str, str]]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def batch_detail(
-    key: bytes, rows: Sequence[tuple[int, str, str]], **context: Any
-) -> dict[str, Any]:
-    """The detail of one sub-batch's audit entry; rows are (delivery id, recipient, outcome)
-    with the recipient in clear, which only its keyed hash leaves this function as."""
-    items = [(delivery_id, recipient_hash(key, to), state) for delivery_id, to, state in rows]
+def batch_detail(rows: Sequence[tuple[int, str, str]], **context: Any) -> dict[str, Any]:
+    """The detail of an entry that records where deliveries now stand; rows are (delivery id,
+    recipient hash, state). ``outcomes`` (state -> delivery ids) lets `alertd audit verify`
+    follow each delivery to its latest audited state (alertd/audit/deliveries.py); the digest
+    ties those states to the recipient hashes kept on the rows."""
+    outcomes: dict[str, list[int]] = {}
+    for delivery_id, _, state in rows:
+        outcomes.setdefault(state, []).append(delivery_id)
     return {
         **context,
-        "counts": dict(sorted(Counter(state for _, _, state in items).items())),
-        "deliveries": sorted(delivery_id for delivery_id, _, _ in items),
-        "digest": outcome_digest(items),
+        "counts": {state: len(ids) for state, ids in sorted(outcomes.items())},
+        "outcomes": {state: sorted(ids) for state, ids in sorted(outcomes.items())},
+        "digest": outcome_digest(rows),
     }

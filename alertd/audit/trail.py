@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from alertd.audit.checkpoints import Folder
 from alertd.audit.crosscheck import cross_check
+from alertd.audit.deliveries import check_deliveries
 from alertd.audit.models import AuditEntry
 from alertd.audit.services import snapshot, verify_chain_in
 from alertd.db import AUDIT_MAC_KEY
@@ -27,6 +28,8 @@ class TrailReport:
     beyond_last_checkpoint: int = 0
     rows_checked: int = 0
     rows_unchecked: int = 0
+    deliveries_checked: int = 0
+    deliveries_unchecked: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -46,9 +49,12 @@ def _hashes_at(session: Session, lengths: list[int]) -> dict[int, str]:
     return found
 
 
-def verify_trail(session: Session, folder: Folder | None) -> TrailReport:
+def verify_trail(
+    session: Session, folder: Folder | None, recipient_key: bytes | None = None
+) -> TrailReport:
     """``folder``: the checkpoints read (and their signatures checked) before the walk, so a
-    checkpoint written during it cannot look like a truncation."""
+    checkpoint written during it cannot look like a truncation. ``recipient_key``: with it,
+    each delivery's recipient (until purged) must also match its recipient hash."""
     report = TrailReport()
     mac_key: bytes | None = session.info.get(AUDIT_MAC_KEY)
     with snapshot(session) as reading:
@@ -60,8 +66,12 @@ def verify_trail(session: Session, folder: Folder | None) -> TrailReport:
             report.problems.extend(folder.problems)
             _compare_checkpoints(reading, folder, report)
         rows = cross_check(reading)
+        deliveries = check_deliveries(reading, recipient_key)
+    report.deliveries_checked = deliveries.checked
+    report.deliveries_unchecked = deliveries.unchecked
     report.rows_checked, report.rows_unchecked = rows.checked, rows.unchecked
     report.problems.extend(rows.problems)
+    report.problems.extend(deliveries.problems)
     return report
 
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Blueprint
 from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.models import Version
@@ -180,6 +181,12 @@ class Channel:
         outcome for each one settled (sent, or retry when it surely never left); leave out the
         ones still unknown. The sweeper calls it before anything reaches an operator."""
         return []
+
+    def erase_recipients(self, session: Session, delivery_ids: Sequence[int]) -> int:
+        """Erase what this channel keeps, beyond the delivery rows, about the recipients of
+        these finished deliveries (a text kept with its number), in the transaction of
+        `alertd deliveries purge`, which has erased the rows' recipients. Returns rows changed."""
+        return 0
 
     # Console and clock -------------------------------------------------------------------------
 

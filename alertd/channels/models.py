@@ -12,6 +12,8 @@ PENDING, SENDING, RETRY_WAIT = "pending", "sending", "retry_wait"
 SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN = "sent", "failed", "skipped", "cancelled", "unknown"
 OPEN_STATES = (PENDING, SENDING, RETRY_WAIT)
 TERMINAL_STATES = (SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN)
+# What a purged delivery's recipient becomes, followed by its id.
+ERASED_PREFIX = "erased:"
 DELIVERY_STATES = OPEN_STATES + TERMINAL_STATES
 
 # Dispatch states: created, recipients being planned, all delivery rows exist.
@@ -55,7 +57,12 @@ class Delivery(Base):
     version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"))
     channel: Mapped[str] = mapped_column(String(40))
+    # Erased by `alertd deliveries purge` (to ERASED_PREFIX + id: the column is part of a unique
+    # key and not nullable) once the dispatch is long finished.
     recipient: Mapped[str] = mapped_column(String(255))
+    # HMAC of the recipient (alertd/audit/recipients.py), written when the row is planned: the
+    # audit digests name it, so they still verify once the recipient is erased.
+    recipient_hash: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(12), default=PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     # No claim before this; for a retry, when it is due.

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.alerts.models import ACTIVE, Alert, Version
-from alertd.audit.recipients import batch_detail, recipient_key
+from alertd.audit.recipients import batch_detail
 from alertd.audit.services import AuditRecord, record_many
+from alertd.channels.dispatch.recipients import hashes_of
 from alertd.channels.limiter import deliver_paced
 from alertd.channels.models import (
     FAILED,
@@ -292,6 +293,7 @@ def _record(
     errors: dict[str, str] = {}
     newly_sent: list[int] = []
     planned: list[tuple[Delivery, Outcome, str, dict[str, Any]]] = []
+    hashes = hashes_of(ctx.settings, claimed)
     for outcome in outcomes:
         delivery = by_id.get(outcome.delivery_id)
         if delivery is None:
@@ -345,6 +347,8 @@ def _record(
                 values.update(next_attempt_at=now + timedelta(seconds=RETRY_SCHEDULE[0]))
                 values.update(enqueued_at=None)
         values["state"] = state
+        if delivery.recipient_hash is None:  # Planned before rows carried it.
+            values["recipient_hash"] = hashes[delivery.id]
         if state != RETRY_WAIT:
             values["finished_at"] = now
         planned.append((delivery, outcome, state, values))
@@ -363,7 +367,7 @@ def _record(
             metrics.record_outcome(channel.name, state)
             if state == SENT:
                 newly_sent.append(delivery.id)
-            audited.append((delivery.id, delivery.recipient, state))
+            audited.append((delivery.id, hashes[delivery.id], state))
             if values["last_error"]:
                 # Channels redact numbers from their errors (the sms channel writes "[number]").
                 errors[str(delivery.id)] = values["last_error"][:300]
@@ -371,7 +375,6 @@ def _record(
         # One chained entry per sub-batch, with counts and a digest rather than recipients:
         # the chain is append-only and must never hold a phone number (alertd/audit/recipients).
         detail = batch_detail(
-            recipient_key(ctx.settings),
             audited,
             version=version.identifier,
             channel=channel.name,

@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.alerts.models import Version
+from alertd.audit.recipients import recipient_hash, recipient_key
 from alertd.audit.services import record
 from alertd.channels.dispatch.fanout import (
     _batched,
     _send_after_commit,
     enqueue_open_deliveries,
 )
+from alertd.channels.dispatch.recipients import fill_hashes
 from alertd.channels.models import (
     D_FAILED,
     D_PENDING,
@@ -49,7 +51,7 @@ MAX_PLAN_ATTEMPTS = 5
 # Measured on the shared 2-core machine (load 7-9), 50,000 rows: 26 ms a chunk on SQLite, 135 ms
 # on PostgreSQL; 2,000 cost 49 and 527 ms (no gain per row), 500 per chunk more commits.
 PLAN_CHUNK = 1000
-# Rows per INSERT statement: 11 parameters a row stays under SQLite's 32,766 and PostgreSQL's
+# Rows per INSERT statement: 12 parameters a row stays under SQLite's 32,766 and PostgreSQL's
 # 65,535 bound parameters. Sent as one executemany that SQLAlchemy groups into multi-row
 # INSERTs compiled once: a multi-VALUES statement built per chunk cost 440-500 ms per 1,000.
 INSERT_BATCH = 500
@@ -160,6 +162,7 @@ class _Planner:
         self.total = dispatch.planned_count  # The cursor of an iterable plan: rows consumed.
         self.written = 0
         self.deadline = time.monotonic() + PLAN_SLICE_SECONDS
+        self.key = recipient_key(ctx.settings)  # Each row's recipient hash (the audit's).
 
     def run(self) -> int:
         query = self.channel.plan_query(self.ctx, self.version)
@@ -211,8 +214,9 @@ class _Planner:
                     chunk = chunk.where(column > cursor)
                 picked = chunk.subquery()
                 now = utcnow()
-                ids = list(
-                    session.execute(
+                copied = [
+                    (delivery_id, to)
+                    for delivery_id, to in session.execute(
                         dialect_insert(session)(Delivery)
                         .from_select(
                             list(_COLUMNS),
@@ -236,11 +240,13 @@ class _Planner:
                         .on_conflict_do_nothing(
                             index_elements=["version_id", "channel", "recipient"]
                         )
-                        .returning(Delivery.id)
-                    ).scalars()
-                )
-                if not ids:
+                        .returning(Delivery.id, Delivery.recipient)
+                    )
+                ]
+                if not copied:
                     return True
+                fill_hashes(session, self.key, copied)
+                ids = [delivery_id for delivery_id, _ in copied]
                 self._commit_chunk(session, len(ids), ids)
             if time.monotonic() >= self.deadline:
                 return False
@@ -254,6 +260,7 @@ class _Planner:
             "alert_id": self.version.alert_id,
             "channel": self.channel.name,
             "recipient": recipient,
+            "recipient_hash": recipient_hash(self.key, recipient),
             "state": PENDING,
             "attempts": 0,
             "next_attempt_at": now,

@@ -8,13 +8,14 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 
 from alertd.actor import SYSTEM
-from alertd.audit.recipients import recipient_hash, recipient_key
+from alertd.audit.recipients import batch_detail
 from alertd.audit.services import AuditRecord, record_many
 from alertd.channels.dispatch.fanout import (
     REENQUEUE_AFTER_SECONDS,
     _send_after_commit,
     enqueue_open_deliveries,
 )
+from alertd.channels.dispatch.recipients import hashes_of
 from alertd.channels.models import (
     D_PENDING,
     D_PLANNING,
@@ -52,7 +53,8 @@ def reclaim_expired_leases(ctx: Context) -> int:
                 .with_for_update(skip_locked=True)
             ).scalars()
         )
-        audits, key = [], recipient_key(ctx.settings)
+        hashes = hashes_of(ctx.settings, stuck)
+        moved: list[tuple[int, str, str]] = []
         for delivery in stuck:
             channel = registry.get(delivery.channel)
             never_left = delivery.attempted_at is None
@@ -63,22 +65,17 @@ def reclaim_expired_leases(ctx: Context) -> int:
                 delivery.state, delivery.finished_at = UNKNOWN, now
                 delivery.last_error = "the sending task stopped before recording the outcome"
             delivery.lease_until = None
-            audits.append(
-                AuditRecord(
-                    SYSTEM,
-                    f"delivery.lease_expired.{delivery.state}",
-                    "delivery",
-                    delivery.id,
-                    detail={
-                        "channel": delivery.channel,
-                        # Keyed hash, never the number: the chain cannot forget.
-                        "recipient_hash": recipient_hash(key, delivery.recipient),
-                    },
-                )
-            )
+            delivery.recipient_hash = hashes[delivery.id]
+            moved.append((delivery.id, hashes[delivery.id], delivery.state))
             count += 1
-        if audits:
-            record_many(session, audits)
+        if moved:
+            # One entry for the sweep, as the record step writes one per sub-batch; `alertd
+            # audit verify` follows each delivery to it (alertd/audit/deliveries.py).
+            detail = batch_detail(moved, reason="the sending task's lease expired")
+            record_many(
+                session,
+                [AuditRecord(SYSTEM, "delivery.lease_expired", "delivery", None, detail=detail)],
+            )
     return count
 
 
@@ -119,12 +116,17 @@ def reconcile_unknown(ctx: Context) -> int:
             log.exception("reconcile failed on channel %s", name)
             continue
         ours = {d.id for d in deliveries}
+        hashes = hashes_of(ctx.settings, deliveries)
         with ctx.db.transaction() as session:
-            audits = []
+            moved: list[tuple[int, str, str]] = []
+            external: dict[str, str] = {}
             for outcome in outcomes:
                 if outcome.delivery_id not in ours or outcome.state not in (OUT_SENT, OUT_RETRY):
                     continue
-                values: dict[str, object] = {"last_error": outcome.error[:2000]}
+                values: dict[str, object] = {
+                    "last_error": outcome.error[:2000],
+                    "recipient_hash": hashes[outcome.delivery_id],
+                }
                 if outcome.state == OUT_SENT:
                     values.update(state=SENT, finished_at=utcnow())
                     if outcome.external_id:
@@ -145,17 +147,18 @@ def reconcile_unknown(ctx: Context) -> int:
                 )
                 if changed:
                     settled += 1
-                    audits.append(
-                        AuditRecord(
-                            SYSTEM,
-                            f"delivery.reconciled.{values['state']}",
-                            "delivery",
-                            outcome.delivery_id,
-                            detail={"channel": name, "external_id": outcome.external_id},
-                        )
+                    moved.append(
+                        (outcome.delivery_id, hashes[outcome.delivery_id], str(values["state"]))
                     )
-            if audits:
-                record_many(session, audits)
+                    if outcome.external_id:
+                        external[str(outcome.delivery_id)] = outcome.external_id
+            if moved:
+                # One entry per channel and sweep, which verify follows like a sub-batch's.
+                detail = batch_detail(moved, channel=name, external_ids=external)
+                record_many(
+                    session,
+                    [AuditRecord(SYSTEM, "delivery.reconciled", "delivery", None, detail=detail)],
+                )
     return settled
 
 

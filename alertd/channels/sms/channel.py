@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import url_for
 from flask_babel import ngettext
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM, Actor
 from alertd.alerts.models import Alert, Version
@@ -35,10 +36,10 @@ from alertd.channels.models import Delivery
 from alertd.channels.sms import api, callbacks, openapi, queries, services, views
 from alertd.channels.sms import gateway as gw
 from alertd.channels.sms.messages import MAX_SEGMENTS, TEMPLATE_OF_KIND, texts_for, too_long
-from alertd.channels.sms.models import Subscriber
+from alertd.channels.sms.models import ConsoleText, Subscriber
 from alertd.channels.sms.segments import count_segments
 from alertd.context import Context
-from alertd.db import utcnow
+from alertd.db import rowcount, utcnow
 from alertd.public.links import base_url
 from config import defaults
 
@@ -59,6 +60,10 @@ _OUTCOME = {
     gw.FAILED: OUT_FAILED,
     gw.UNKNOWN: OUT_UNKNOWN,
 }
+
+
+# What a purged console text's number becomes.
+ERASED = "[erased]"
 
 
 class SmsChannel(Channel):
@@ -231,6 +236,13 @@ class SmsChannel(Channel):
             retry_after=retry_delay(result, delivery.attempts),
             external_id=result.external_id,
         )
+
+    def erase_recipients(self, session: Session, delivery_ids: Sequence[int]) -> int:
+        """The console backend's kept texts hold the number in clear."""
+        result = session.execute(
+            update(ConsoleText).where(ConsoleText.delivery_id.in_(delivery_ids)).values(to=ERASED)
+        )
+        return rowcount(result)
 
     def reconcile(self, ctx: Context, deliveries: Sequence[Delivery]) -> list[Outcome]:
         """Ask the gateway's message list whether each unknown text went out since its attempt:

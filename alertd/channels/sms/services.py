@@ -14,9 +14,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
+from alertd.audit.recipients import batch_detail
 from alertd.audit.services import record
 from alertd.channels.dispatch import enqueue_open_deliveries
-from alertd.channels.models import FAILED, PENDING, Delivery
+from alertd.channels.dispatch.recipients import hashes_of
+from alertd.channels.models import ERASED_PREFIX, FAILED, PENDING, Delivery
 from alertd.channels.sms.models import Subscriber, SubscriberArea
 from alertd.channels.sms.phones import BadNumber, phone_digest, to_e164
 from alertd.context import Context
@@ -364,13 +366,19 @@ def retry_failed(ctx: Context, delivery_id: int, *, by: Actor) -> None:
         delivery = session.get(Delivery, delivery_id, with_for_update=True)
         if delivery is None or delivery.channel != "sms" or delivery.state != FAILED:
             raise Conflict(f"Delivery {delivery_id} is not a failed SMS delivery.")
+        if delivery.recipient.startswith(ERASED_PREFIX):
+            raise Conflict(f"Delivery {delivery_id}'s recipient was purged.")
+        hashes = hashes_of(ctx.settings, [delivery])
         delivery.state, delivery.attempts, delivery.next_attempt_at = PENDING, 0, utcnow()
         delivery.enqueued_at = delivery.finished_at = delivery.lease_until = None
+        delivery.recipient_hash = hashes[delivery_id]
         record(
             session,
             actor=by,
             action="sms.delivery.retry",
             target_type="delivery",
             target_id=delivery_id,
+            # Where the delivery now stands, which `alertd audit verify` follows.
+            detail=batch_detail([(delivery_id, hashes[delivery_id], PENDING)]),
         )
         enqueue_open_deliveries(ctx, session, delivery.dispatch_id)

@@ -14,9 +14,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
+from alertd.audit.recipients import batch_detail
 from alertd.audit.services import record
 from alertd.channels.dispatch import enqueue_open_deliveries
-from alertd.channels.models import FAILED, PENDING, UNKNOWN, Delivery
+from alertd.channels.dispatch.recipients import hashes_of
+from alertd.channels.models import ERASED_PREFIX, FAILED, PENDING, UNKNOWN, Delivery
 from alertd.channels.webhooks.models import EVENTS, FORMATS, TOKEN_FORMATS, Endpoint
 from alertd.channels.webhooks.secrets import new_secret, seal
 from alertd.channels.webhooks.ssrf import Resolver, Target, UnsafeUrl, check_url, parse_networks
@@ -249,7 +251,10 @@ def replay(
     if (delivery_id is None) == (endpoint_id is None):
         raise Invalid("Name one delivery or one endpoint to replay.")
     query = select(Delivery).where(
-        Delivery.channel == CHANNEL, Delivery.state.in_((FAILED, UNKNOWN))
+        Delivery.channel == CHANNEL,
+        Delivery.state.in_((FAILED, UNKNOWN)),
+        # A purged delivery no longer names its endpoint.
+        Delivery.recipient.not_like(f"{ERASED_PREFIX}%"),
     )
     if delivery_id is not None:
         query = query.where(Delivery.id == delivery_id)
@@ -262,6 +267,10 @@ def replay(
         if not rows:
             return 0
         ids = [d.id for d in rows]
+        hashes = hashes_of(ctx.settings, rows)
+        for row in rows:  # Rows planned before they carried their hash get it now.
+            row.recipient_hash = hashes[row.id]
+        session.flush()
         session.execute(
             update(Delivery)
             .where(Delivery.id.in_(ids))
@@ -286,7 +295,8 @@ def replay(
             action="webhook.replay",
             target_type="webhook_endpoint" if endpoint_id else "delivery",
             target_id=endpoint_id or delivery_id,
-            detail={"deliveries": ids[:200], "count": len(ids)},
+            # Where each delivery now stands, which `alertd audit verify` follows.
+            detail=batch_detail([(i, hashes[i], PENDING) for i in ids]),
         )
         for dispatch_id in sorted({d.dispatch_id for d in rows}):
             enqueue_open_deliveries(ctx, session, dispatch_id)

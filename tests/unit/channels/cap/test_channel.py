@@ -135,7 +135,7 @@ def test_a_message_that_fails_validation_is_not_published_and_says_why(
     assert delivery.state == "failed" and "contains ' '" in delivery.last_error
     assert status.state == "failed" and status.line.startswith("CAP: failed: sender ")
     assert audited.detail["channel"] == "cap" and audited.detail["counts"] == {"failed": 1}
-    assert audited.detail["deliveries"] == [delivery.id]
+    assert audited.detail["outcomes"] == {delivery.state: [delivery.id]}
 
 
 def test_status_lines_per_version(
