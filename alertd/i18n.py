@@ -26,6 +26,17 @@ DEFAULT_LANGUAGE = "en"
 CATALOGUES = ("es", "fr")
 
 
+def primary_subtag(language: str) -> str:
+    """`fr-FR` -> `fr`: picks a catalogue or a template folder."""
+    return language.split("-", 1)[0].lower()
+
+
+def N_(message: str) -> str:  # noqa: N802 - the name pybabel extracts by default
+    """Marks an English message for extraction where it cannot be translated yet (no reader's
+    language is known there); it is translated where it is shown."""
+    return message
+
+
 def catalogue_language(primary_subtag: str) -> str:
     """The interface language for an alert language's primary subtag: its own when a
     catalogue exists, else English."""

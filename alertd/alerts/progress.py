@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.models import Version
+from alertd.channels.base import VersionNote
 from alertd.channels.models import (
     D_FAILED,
     D_PLANNED,
@@ -193,4 +194,19 @@ def channel_notes(ctx: Context, actor: Actor, versions: Sequence[Version]) -> li
             continue
         if line:
             notes.append(ChannelNote(channel.name, line, url))
+    return notes
+
+
+def version_notes(ctx: Context, session: Session, alert_id: int) -> dict[int, list[VersionNote]]:
+    """Each enabled channel's notes on the alert's versions, by version id, for the Versions
+    table."""
+    notes: dict[int, list[VersionNote]] = {}
+    for channel in ctx.channels.channels():
+        try:
+            by_version = channel.version_notes(ctx, session, alert_id)
+        except Exception:  # One channel's bug must not take the alert page down.
+            log.exception("channel %s version notes failed", channel.name)
+            continue
+        for version_id, note in by_version.items():
+            notes.setdefault(version_id, []).append(note)
     return notes

@@ -49,11 +49,10 @@ from alertd.alerts.forms import (
 from alertd.alerts.labels import path_sentence, worded
 from alertd.alerts.models import ACTIVE, DRAFT, PENDING, STATES, Alert, Proposal, Version
 from alertd.alerts.previews import channel_previews
-from alertd.alerts.progress import alert_progress, channel_notes
+from alertd.alerts.progress import alert_progress, channel_notes, version_notes
 from alertd.alerts.review import readable_diff, stale_translations
 from alertd.alerts.text import child_phrase, summary_text
 from alertd.audit.services import timeline
-from alertd.channels.cap.channel import cap_status_for_alert
 from alertd.channels.dispatch import delivery_counts
 from alertd.db import utcnow
 from alertd.errors import Invalid, NotFound, ServiceError
@@ -401,7 +400,8 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         }
         photo = alert.photo
         photo_name = f"{photo.sha256}.{photo.extension}" if photo else None
-        cap = {s.version_id: s for s in cap_status_for_alert(db, alert.id, settings)}
+        # Each channel's word on each version (the CAP channel: its document, or why not).
+        notes = version_notes(ctx(), db, alert.id)
         progress = alert_progress(db, alert.versions)
         went_out = {p.version_id: p.first_sent_at for p in progress}
         versions = [
@@ -415,8 +415,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
                 "sent_at": went_out.get(v.id),
                 "expires_at": v.expires_at,
                 "references": [ref[1] for ref in v.references],
-                "cap": cap[v.id].line if v.id in cap else "",
-                "cap_url": cap[v.id].url if v.id in cap else None,
+                "notes": notes.get(v.id, []),
             }
             for v in alert.versions
         ]

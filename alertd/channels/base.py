@@ -101,6 +101,25 @@ class NavLink:
 
 
 @dataclass(frozen=True)
+class PublicLink:
+    """A document a channel publishes about an alert, linked from the alert's public page (an
+    alternate link in its head and one in its footer). ``label`` is an English msgid marked
+    with ``N_`` in the channel's code; the page translates it into its own language."""
+
+    label: str
+    url: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class VersionNote:
+    """What a channel says about one version in the alert page's Versions table."""
+
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class ApiPaths:
     """A channel's part of the API's OpenAPI document: its paths and the component schemas they
     refer to (``#/components/schemas/<name>``). Listed only while the channel is enabled, like
@@ -218,6 +237,18 @@ class Channel:
         """The URL of this channel's own console page about an alert, when ``actor`` may open
         it (called while a request is handled); None: no link."""
         return None
+
+    def version_notes(
+        self, ctx: Context, session: Session, alert_id: int
+    ) -> Mapping[int, VersionNote]:
+        """One note per version id of the alert for the console's Versions table (a document
+        published, or why not), read in ``session``; none by default."""
+        return {}
+
+    def public_links(self, ctx: Context, session: Session, alert_id: int) -> Sequence[PublicLink]:
+        """Documents about the alert that its public page links to, read in ``session``; none
+        by default."""
+        return ()
 
     def console_links(self, actor: Actor) -> Sequence[NavLink]:
         """Entries for the console's navigation that ``actor`` may open (called while a request

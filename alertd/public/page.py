@@ -22,16 +22,15 @@ from sqlalchemy import select
 
 from alertd.alerts.models import ACTIVE, CANCELLED, EXPIRED, RESOLVED, Alert, Version
 from alertd.alerts.text import child_phrase
-from alertd.channels.cap.feeds import strong_etag
-from alertd.channels.cap.message import primary_subtag
-from alertd.channels.cap.models import CapDocument
+from alertd.channels.base import PublicLink
 from alertd.db import utcnow
-from alertd.i18n import catalogue_language, translations
+from alertd.i18n import catalogue_language, primary_subtag, translations
 from alertd.phones import dial_target
 from alertd.public import facts
 from alertd.public.links import base_url, public_page_path
 from alertd.vocabulary import known_words, translate_value
 from alertd.web.auth import ctx
+from alertd.web.http_cache import conditional, strong_etag
 
 PAGE_CACHE_CONTROL = "public, max-age=30"
 LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français"}
@@ -108,9 +107,6 @@ def officer_text(content: Mapping[str, Any], language: str, first: bool) -> Offi
 
 
 def render_alert_page(public_id: str, requested_language: str) -> Response:
-    # views imports this module for its route, so the helper is fetched at call time.
-    from alertd.channels.cap.views import conditional
-
     context = ctx()
     with context.db.session() as session:
         alert = session.execute(
@@ -120,12 +116,12 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
         if alert is None or not alert.versions:
             abort(404)
         latest = alert.versions[-1]
-        document = session.execute(
-            select(CapDocument)
-            .where(CapDocument.alert_id == alert.id)
-            .order_by(CapDocument.version_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        # What the enabled channels publish about the alert (the CAP message), linked below.
+        links: list[PublicLink] = [
+            link
+            for channel in context.channels.channels()
+            for link in channel.public_links(context, session, alert.id)
+        ]
         state = page_state(alert, latest)
         content = latest.content
         photo = latest.photo
@@ -136,7 +132,7 @@ def render_alert_page(public_id: str, requested_language: str) -> Response:
             "status": latest.status,
             "sent_at": sent_at,
             "photo_path": photo_path,
-            "cap_path": f"/cap/{document.identifier}.xml" if document else None,
+            "links": links,
             "program": _program(context.rule_sets, alert.jurisdiction),
         }
 
@@ -215,7 +211,7 @@ def _render(
         og_description=description,
         page_url=page_url,
         shares=[] if ended else share_links(page_url, f"{program.upper()}: {headline}"),
-        cap_path=alert["cap_path"],
+        links=alert["links"],
         sent_at=alert["sent_at"],
         others=[
             {

@@ -11,10 +11,16 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from alertd.accounts.api import bp as accounts_api_bp
+from alertd.accounts.views import bp as accounts_bp
+from alertd.alerts.api import bp as api_bp
+from alertd.alerts.views import bp as alerts_bp
 from alertd.broker import Publisher
 from alertd.context import Context, make_context
 from alertd.db import MAX_ROW_ID
 from alertd.i18n import init_i18n
+from alertd.observe.views import bp as metrics_bp
+from alertd.public.views import bp as public_bp
 from alertd.settings import REPO_ROOT, Settings, ensure_secret_key, load_settings
 from alertd.web.errors import register_error_pages
 from alertd.web.filters import register_filters
@@ -80,13 +86,6 @@ def create_app(
     init_i18n(app)
     register_filters(app)
     register_stall_banner(app)
-
-    from alertd.accounts.api import bp as accounts_api_bp
-    from alertd.accounts.views import bp as accounts_bp
-    from alertd.alerts.api import bp as api_bp
-    from alertd.alerts.views import bp as alerts_bp
-    from alertd.observe.views import bp as metrics_bp
-    from alertd.public.views import bp as public_bp
 
     csrf.exempt(api_bp)
     csrf.exempt(accounts_api_bp)

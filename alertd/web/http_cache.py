@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,6 +20,12 @@ from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from werkzeug.http import http_date
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def strong_etag(body: bytes) -> str:
+    """A strong validator for exactly these bytes."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
 
 _PUBLIC = "_alertd_public"
 # Compressed bodies by ETag: feeds are rebuilt rarely and polled every minute, documents never

@@ -32,10 +32,10 @@ from alertd.channels.cap.message import (
     format_cap_datetime,
     format_reference,
     parse_cap_datetime,
-    primary_subtag,
 )
 from alertd.channels.cap.validate import IPAWS_CODE, ensure_valid_cap
 from alertd.channels.cap.wea import fit_wea, wea_length
+from alertd.i18n import primary_subtag
 from alertd.vocabulary import records_in_language
 
 __all__ = ["TEMPLATES_DIR", "build_cap", "format_cap_datetime", "parse_cap_datetime", "shorten"]

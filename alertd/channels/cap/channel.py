@@ -27,11 +27,13 @@ from alertd.channels.base import (
     Channel,
     Outcome,
     PreviewText,
+    PublicLink,
     Routes,
+    VersionNote,
 )
 from alertd.channels.cap import views
 from alertd.channels.cap.builder import build_cap
-from alertd.channels.cap.feeds import document_url, summarize
+from alertd.channels.cap.feeds import document_path, document_url, summarize
 from alertd.channels.cap.message import CapPhoto, CapReference, CapVersion
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.preview import cap_preview_texts
@@ -40,6 +42,7 @@ from alertd.channels.cap.validate import CapValidationError, validate_cap
 from alertd.channels.models import Delivery
 from alertd.context import Context
 from alertd.db import dialect_insert, utcnow
+from alertd.i18n import N_
 from alertd.localtime import to_local
 from alertd.public.links import base_url, public_page_url
 from alertd.settings import Settings
@@ -254,6 +257,26 @@ class CapFeedChannel(Channel):
     def routes(self) -> Sequence[Routes]:
         # Feeds, documents and the public page are public reads: no form, no CSRF to check.
         return (Routes(views.bp),)
+
+    def version_notes(
+        self, ctx: Context, session: Session, alert_id: int
+    ) -> dict[int, VersionNote]:
+        return {
+            s.version_id: VersionNote(s.line, s.url)
+            for s in cap_status_for_alert(session, alert_id, ctx.settings)
+        }
+
+    def public_links(self, ctx: Context, session: Session, alert_id: int) -> list[PublicLink]:
+        # The latest document: the one a reader of the page would want.
+        identifier = session.execute(
+            select(CapDocument.identifier)
+            .where(CapDocument.alert_id == alert_id)
+            .order_by(CapDocument.version_id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if identifier is None:
+            return []
+        return [PublicLink(N_("CAP message"), document_path(identifier), "application/cap+xml")]
 
     def periodic(self, ctx: Context) -> None:
         """Called by the sweeper: the static feeds drop entries whose time has come."""

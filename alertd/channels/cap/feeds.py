@@ -20,7 +20,6 @@ produce the same bytes and the same strong ETag.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import threading
@@ -42,6 +41,7 @@ from alertd.db import Database, utcnow
 from alertd.localtime import to_local
 from alertd.public.links import base_url
 from alertd.settings import Settings
+from alertd.web.http_cache import strong_etag
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 PUBLIC, TEST = "public", "test"
@@ -296,10 +296,6 @@ def build_feeds(
     etags = {name: strong_etag(body) for name, body in bodies.items()}
     # The real clock even when `now` is given: this is when the rows were read.
     return BuiltFeeds(scope, fingerprint, boundary, modified, bodies, etags, utcnow())
-
-
-def strong_etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -129,8 +129,3 @@ def check_xml_text(value: str) -> None:
                 "(XML 1.0 forbids control characters other than tab, newline and carriage return, "
                 "lone surrogates, U+FFFE and U+FFFF)"
             )
-
-
-def primary_subtag(language: str) -> str:
-    """`fr-FR` -> `fr`; used to pick a template folder."""
-    return language.split("-", 1)[0].lower()

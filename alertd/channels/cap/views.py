@@ -15,11 +15,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app
 from sqlalchemy import select
 
-from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache, strong_etag
+from alertd.channels.cap.feeds import CONTENT_TYPES, PUBLIC, TEST, FeedCache
 from alertd.channels.cap.models import CapDocument
 from alertd.db import utcnow
 from alertd.web.auth import ctx
-from alertd.web.http_cache import conditional, public
+from alertd.web.http_cache import conditional, public, strong_etag
 
 __all__ = ["bp", "conditional", "feed_cache"]
 
