@@ -21,7 +21,7 @@ from alertd.channels.dispatch.fanout import (
     _send_after_commit,
     enqueue_open_deliveries,
 )
-from alertd.channels.dispatch.recipients import fill_hashes
+from alertd.channels.dispatch.recipients import hashed_chunk
 from alertd.channels.models import (
     D_FAILED,
     D_PENDING,
@@ -141,6 +141,7 @@ _COLUMNS = (
     "alert_id",
     "channel",
     "recipient",
+    "recipient_hash",
     "state",
     "attempts",
     "next_attempt_at",
@@ -212,11 +213,12 @@ class _Planner:
                 chunk = select(column).order_by(column).limit(PLAN_CHUNK)
                 if cursor is not None:
                     chunk = chunk.where(column > cursor)
-                picked = chunk.subquery()
+                picked = hashed_chunk(session, self.key, chunk)
+                if picked is None:
+                    return True
                 now = utcnow()
-                copied = [
-                    (delivery_id, to)
-                    for delivery_id, to in session.execute(
+                ids = list(
+                    session.execute(
                         dialect_insert(session)(Delivery)
                         .from_select(
                             list(_COLUMNS),
@@ -225,7 +227,8 @@ class _Planner:
                                 literal(self.version.id),
                                 literal(self.version.alert_id),
                                 literal(self.channel.name),
-                                picked.c[0],
+                                picked.c.r,
+                                picked.c.h,
                                 literal(PENDING),
                                 literal(0),
                                 literal(now, DateTime()),
@@ -235,18 +238,16 @@ class _Planner:
                             )
                             # SQLite reads "SELECT ... ON CONFLICT" as a join unless a WHERE
                             # ends the SELECT (its documented parsing ambiguity).
-                            .where(picked.c[0].is_not(None)),
+                            .where(picked.c.r.is_not(None)),
                         )
                         .on_conflict_do_nothing(
                             index_elements=["version_id", "channel", "recipient"]
                         )
-                        .returning(Delivery.id, Delivery.recipient)
-                    )
-                ]
-                if not copied:
+                        .returning(Delivery.id)
+                    ).scalars()
+                )
+                if not ids:
                     return True
-                fill_hashes(session, self.key, copied)
-                ids = [delivery_id for delivery_id, _ in copied]
                 self._commit_chunk(session, len(ids), ids)
             if time.monotonic() >= self.deadline:
                 return False
