@@ -2,10 +2,11 @@
 row per recipient, and from delivery rows to sends. Every step claims its rows first, so a task
 that runs twice finds nothing left to do (RELIABILITY.md section 2)."""
 
-from alertd.channels.dispatch.delivery import RETRY_SCHEDULE, deliver_batch
+from alertd.channels.dispatch.delivery import deliver_batch
 from alertd.channels.dispatch.fanout import dispatch_version, enqueue_open_deliveries
 from alertd.channels.dispatch.planning import plan_dispatch
 from alertd.channels.dispatch.queries import delivery_counts, dispatches_for
+from alertd.channels.dispatch.record import RETRY_SCHEDULE
 from alertd.channels.dispatch.recovery import (
     reclaim_expired_leases,
     reconcile_unknown,

@@ -30,7 +30,7 @@ from alertd.audit.services import verify_chain
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
 from alertd.channels.base import Channel
-from alertd.channels.dispatch import delivery as delivery_steps
+from alertd.channels.dispatch import claim as claim_steps
 from alertd.channels.models import SENDING, TERMINAL_STATES, Delivery
 from alertd.channels.registry import (
     OUT_FAILED,
@@ -139,14 +139,13 @@ def test_the_delivery_machinery_under_any_interleaving(
                 )
             if not due:
                 return
-            claim = delivery_steps._claim(ctx, due[0].dispatch_id, [due[0].id])
-            if claim is None:
+            taken = claim_steps.claim(ctx, due[0].dispatch_id, [due[0].id], 1)
+            if taken is None:
                 return
-            channel, version, claimed = claim
-            marked = delivery_steps._mark_attempts(ctx, channel, version, claimed, 1)
-            if marked:
+            if taken.marked:
                 phones.answers.insert(0, OUT_SENT)
-                channel.deliver(ctx, version, marked)  # ...and the worker dies here.
+                # ...and the worker dies here.
+                taken.channel.deliver(ctx, taken.version, taken.marked)
 
         @rule()
         def leases_expire(self) -> None:
