@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.audit.recipients import batch_detail
@@ -202,5 +203,26 @@ def resume_stalled(ctx: Context) -> int:
             .all()
         )
         for dispatch_id in due:
+            if _being_sent(session, dispatch_id, now):
+                continue
             count += enqueue_open_deliveries(ctx, session, dispatch_id, only_stale=True)
     return count
+
+
+def _being_sent(session: Session, dispatch_id: int, now: datetime) -> bool:
+    """A worker holds one of the dispatch's rows right now: its tasks are being taken, and rows
+    queued over REENQUEUE_AFTER_SECONDS ago are a backlog waiting in the broker, not lost
+    tasks. Re-queued, the whole backlog would be queued again every pass while it drains
+    (100,000 rows at 500/s wait 200 s). Once no worker holds a row, lost tasks are sent again."""
+    return (
+        session.execute(
+            select(Delivery.id)
+            .where(
+                Delivery.dispatch_id == dispatch_id,
+                Delivery.state == SENDING,
+                Delivery.lease_until > now,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )

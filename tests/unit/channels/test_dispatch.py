@@ -16,6 +16,7 @@ from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
 from alertd.channels.base import Channel
 from alertd.channels.dispatch import planning
+from alertd.channels.dispatch.fanout import REENQUEUE_AFTER_SECONDS
 from alertd.channels.models import Delivery, Dispatch
 from alertd.channels.registry import OUT_RETRY, OUT_SENT, Outcome, Registry
 from alertd.context import Context
@@ -119,6 +120,43 @@ def test_planning_twice_creates_nothing_new(
     run_tasks(ctx, publisher)
 
     assert _states(ctx) == ["sent"] * 7 and len(channel.sent) == 7
+
+
+def test_the_sweeper_leaves_a_queued_backlog_alone_while_a_worker_sends_its_dispatch(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    channel: ScriptedChannel,
+    officer: Actor,
+    supervisor: Actor,
+) -> None:
+    # given: rows whose tasks were queued long ago, and one row of the dispatch in a worker's hands
+    _active(ctx, officer, supervisor)
+    while publisher.sent and publisher.sent[0][0] != "alertd.deliver_batch":
+        name, args = publisher.sent.pop(0)
+        getattr(dispatch, name.split(".")[1])(ctx, *args)
+    publisher.sent.clear()  # The delivery tasks wait in the broker.
+    long_ago = utcnow() - timedelta(seconds=REENQUEUE_AFTER_SECONDS + 1)
+    with ctx.db.transaction() as session:
+        rows = list(session.execute(select(Delivery).order_by(Delivery.id)).scalars())
+        for row in rows:
+            row.enqueued_at = long_ago
+        rows[0].state, rows[0].lease_until = "sending", utcnow() + timedelta(seconds=60)
+
+    # when
+    dispatch.resume_stalled(ctx)
+
+    # then: a backlog being worked through is not queued again
+    assert publisher.sent == []
+
+    # and when no worker holds any of its rows, the rows are queued again, once
+    with ctx.db.transaction() as session:
+        session.get_one(Delivery, rows[0].id).state = "pending"
+    dispatch.resume_stalled(ctx)
+    queued = [i for name, (_, ids) in publisher.sent for i in ids if name == "alertd.deliver_batch"]
+    assert sorted(queued) == [r.id for r in rows]
+    publisher.sent.clear()
+    dispatch.resume_stalled(ctx)
+    assert publisher.sent == []
 
 
 def test_a_retry_waits_for_its_time_and_then_succeeds(
