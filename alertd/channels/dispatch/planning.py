@@ -270,22 +270,28 @@ class _Planner:
             "last_error": "",
         }
 
+    def _while_held(self, session: Session, **values: Any) -> bool:
+        """Update the dispatch only while this planner's lease holds; False when another
+        planner took it (our lease ran out), and then nothing was written."""
+        return bool(
+            rowcount(
+                session.execute(
+                    update(Dispatch)
+                    .where(
+                        Dispatch.id == self.dispatch_id,
+                        Dispatch.state == D_PLANNING,
+                        Dispatch.lease_until == self.lease,
+                    )
+                    .values(**values)
+                )
+            )
+        )
+
     def _commit_chunk(self, session: Session, consumed: int, ids: list[int]) -> None:
         """Move the cursor in the chunk's own transaction, only while our lease holds, and send
         the chunk's delivery tasks when it commits: the first send never waits for the last row."""
         self.total += consumed
-        moved = rowcount(
-            session.execute(
-                update(Dispatch)
-                .where(
-                    Dispatch.id == self.dispatch_id,
-                    Dispatch.state == D_PLANNING,
-                    Dispatch.lease_until == self.lease,
-                )
-                .values(planned_count=self.total)
-            )
-        )
-        if not moved:
+        if not self._while_held(session, planned_count=self.total):
             raise _LeaseLost
         self.written += len(ids)
         ids.sort()
@@ -296,32 +302,19 @@ class _Planner:
         """End the slice: give the lease up and queue the continuation, which claims the dispatch
         and goes on from the cursor. Progress was made, so planning attempts count afresh."""
         with self.ctx.db.transaction() as session:
-            given_up = rowcount(
-                session.execute(
-                    update(Dispatch)
-                    .where(
-                        Dispatch.id == self.dispatch_id,
-                        Dispatch.state == D_PLANNING,
-                        Dispatch.lease_until == self.lease,
-                    )
-                    .values(lease_until=utcnow() - timedelta(seconds=1), plan_attempts=0)
-                )
-            )
-            if given_up:
+            if self._while_held(
+                session, lease_until=utcnow() - timedelta(seconds=1), plan_attempts=0
+            ):
                 _send_after_commit(self.ctx, session, PLAN_TASK, [self.dispatch_id])
 
     def _finish(self) -> None:
         with self.ctx.db.transaction() as session:
-            session.execute(
-                update(Dispatch)
-                .where(
-                    Dispatch.id == self.dispatch_id,
-                    Dispatch.state == D_PLANNING,
-                    Dispatch.lease_until == self.lease,
-                )
-                .values(
-                    state=D_PLANNED, planned_at=utcnow(), planned_count=self.total, lease_until=None
-                )
-            )
-            # Rows an earlier, crashed planner wrote but whose tasks never left.
-            enqueue_open_deliveries(self.ctx, session, self.dispatch_id, only_stale=True)
+            if self._while_held(
+                session,
+                state=D_PLANNED,
+                planned_at=utcnow(),
+                planned_count=self.total,
+                lease_until=None,
+            ):
+                # Rows an earlier, crashed planner wrote but whose tasks never left.
+                enqueue_open_deliveries(self.ctx, session, self.dispatch_id, only_stale=True)
