@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cache
+from typing import Any
+
+from celery.signals import worker_process_init
+from sqlalchemy import text
 
 from alertd.channels import dispatch
 from alertd.context import Context, make_context
@@ -15,6 +20,21 @@ from workers.app import app, settings
 def context() -> Context:
     # One per worker process: created lazily so a forked child opens its own connections.
     return make_context(settings)
+
+
+log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Build the context and open a database connection as the child starts, not in its first
+    task: that task is often the first send of an alert (0.5-1 s of keys, imports and connect
+    on a loaded machine, measured by benchmarks/engine.py)."""
+    try:
+        with context().db.session() as session:
+            session.execute(text("SELECT 1"))
+    except Exception:  # The first task will try again and say what is wrong.
+        log.warning("worker warm-up failed", exc_info=True)
 
 
 @app.task(name=DISPATCH_TASK)
