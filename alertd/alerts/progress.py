@@ -138,9 +138,10 @@ def alert_progress(session: Session, versions: Sequence[Version]) -> list[Versio
         ).scalars()
     )
     counts: dict[int, dict[str, int]] = {}
+    ids = [d.id for d in dispatches]
     for dispatch_id, state, n in session.execute(
         select(Delivery.dispatch_id, Delivery.state, func.count())
-        .where(Delivery.version_id.in_(list(by_id)))
+        .where(Delivery.dispatch_id.in_(ids))
         .group_by(Delivery.dispatch_id, Delivery.state)
     ):
         row = counts.setdefault(dispatch_id, dict.fromkeys(COLUMNS, 0))
@@ -151,7 +152,7 @@ def alert_progress(session: Session, versions: Sequence[Version]) -> list[Versio
             select(
                 Delivery.dispatch_id, func.min(Delivery.finished_at), func.max(Delivery.finished_at)
             )
-            .where(Delivery.version_id.in_(list(by_id)), Delivery.state.in_(WENT_OUT))
+            .where(Delivery.dispatch_id.in_(ids), Delivery.state.in_(WENT_OUT))
             .group_by(Delivery.dispatch_id)
         )
     }
