@@ -42,8 +42,9 @@ class SubscriberArea(Base):
     __tablename__ = "sms_subscriber_areas"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "scheme", "value"),
-        # Selection joins an alert's geocodes to this index, never scanning subscribers.
-        Index("ix_sms_subscriber_areas_code", "scheme", "value"),
+        # Selection reads one geocode's subscribers from this index already in id order, so
+        # its first page streams without sorting the whole area (migration 0011).
+        Index("ix_sms_subscriber_areas_code_subscriber", "scheme", "value", "subscriber_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
