@@ -43,7 +43,7 @@ class SubscriberArea(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "scheme", "value"),
         # Selection reads one geocode's subscribers from this index already in id order, so
-        # its first page streams without sorting the whole area (migration 0011).
+        # its first page streams without sorting the whole area (migration 0012).
         Index("ix_sms_subscriber_areas_code_subscriber", "scheme", "value", "subscriber_id"),
     )
 
