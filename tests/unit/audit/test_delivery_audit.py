@@ -31,9 +31,11 @@ from alertd.channels.registry import (
     Registry,
 )
 from alertd.channels.sms import services as sms
+from alertd.channels.webhooks import services as webhooks
 from alertd.cli import main
 from alertd.context import Context
 from alertd.db import utcnow
+from alertd.errors import Conflict
 from tests.support.factories import alert_body
 from tests.support.tasks import run_pending_tasks
 
@@ -398,6 +400,44 @@ def test_an_operator_retry_of_a_failed_delivery_verifies(
     assert [d.state for d in _rows(ctx)] == ["sent"] * RECIPIENTS
     code, output = _verify(cli, ctx)
     assert code == 0, output
+
+
+class Hooks(Phones):
+    """Named as the webhook channel, so an operator's replay applies; recipients are endpoint
+    ids, as the webhook channel's are."""
+
+    name = "webhook"
+
+    def plan(self, ctx: Context, version: Version) -> Iterable[str]:
+        return [str(i) for i in range(1, RECIPIENTS + 1)]
+
+
+def test_an_operator_replay_verifies_and_a_purged_delivery_is_not_replayed(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    officer: Actor,
+    supervisor: Actor,
+    operator: Actor,
+    cli: Cli,
+) -> None:
+    channel = Hooks()
+    channel.script = {"2": [OUT_FAILED], "5": [OUT_FAILED, OUT_FAILED]}
+    ctx.use_channels(Registry([channel]))
+    _fan_out(ctx, publisher, officer, supervisor)
+    first, second = [d for d in _rows(ctx) if d.state == "failed"]
+
+    assert webhooks.replay(ctx, by=operator, delivery_id=first.id) == 1
+
+    assert _verify(cli, ctx)[0] == 0  # Pending again, as the replay's entry says.
+    run_pending_tasks(ctx, publisher)
+    code, output = _verify(cli, ctx)
+    assert code == 0, output
+    assert {d.id: d.state for d in _rows(ctx)}[first.id] == "sent"
+
+    assert cli("deliveries", "purge", "--before", utcnow().isoformat())[0] == 0
+    with pytest.raises(Conflict):
+        webhooks.replay(ctx, by=operator, delivery_id=second.id)
+    assert _verify(cli, ctx)[0] == 0
 
 
 def test_purge_erases_finished_recipients_and_the_trail_still_verifies(
