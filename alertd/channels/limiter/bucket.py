@@ -71,8 +71,8 @@ class Shape:
 class Grant:
     """``granted`` tokens may be spent now; give ``ticket`` back to ``release`` once their
     requests are answered. ``wait`` seconds from now, more are likely (the rest, up to a
-    quarter of a burst), unless another worker takes them first; 0 when every token asked for
-    was granted."""
+    quarter of a burst; when the log is full, as many as its oldest grant held), unless another
+    worker takes them first; 0 when every token asked for was granted."""
 
     granted: int
     wait: float
@@ -114,14 +114,13 @@ def take_tokens(state: State | None, now: float, shape: Shape, wanted: int) -> t
         # takers sleep loses every token past full.
         need = min(wanted - granted, max(1, math.floor(shape.burst / 4)))
         wait = max(0.0, (need - tokens) / shape.refill)
-        # ...and until enough of the oldest grants have left the log (one still in flight
-        # leaves no sooner than a window from now).
-        short = need - (shape.cap - used)
-        for until, count, _ in sorted(log):
-            if short <= 0:
-                break
-            short -= count
-            wait = max(wait, min(until, now) + shape.window - now)
+        if used >= shape.cap:
+            # ...and, when the log is full, until its oldest grant leaves (one still in flight
+            # leaves no sooner than a window from now), not until a quarter of a burst has:
+            # a place in the log is not kept like a token, and every moment it stays free is
+            # a request no window can carry any more.
+            oldest = min(until for until, _, _ in log)
+            wait = max(wait, min(oldest, now) + shape.window - now)
     return Grant(granted, wait, ticket), State(tokens, now, log, serial)
 
 
@@ -189,13 +188,10 @@ if granted < wanted then
   local need = math.min(wanted - granted, math.max(1, math.floor(burst / 4)))
   wait = (need - tokens) / refill
   if wait < 0 then wait = 0 end
-  local short = need - (cap - used)
-  if short > 0 then
-    local entries = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
-    for i = 1, #entries, 2 do
-      if short <= 0 then break end
-      short = short - tonumber(string.match(entries[i], ':(%d+)$'))
-      wait = math.max(wait, math.min(tonumber(entries[i + 1]), now) + window - now)
+  if used >= cap then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if #oldest == 2 then
+      wait = math.max(wait, math.min(tonumber(oldest[2]), now) + window - now)
     end
   end
 end
@@ -285,9 +281,12 @@ class FileBucket:
         return grant
 
     def release(self, key: str, ticket: str) -> None:
+        # Answered now, not once the lock is ours: time spent waiting for the other worker's
+        # take would only keep the grant's place in the log longer.
+        answered = time.time()
         with self._locked(key) as (state, save):
             if state is not None:
-                save(release_tokens(state, time.time(), ticket))
+                save(release_tokens(state, answered, ticket))
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[tuple[State | None, Callable[[State], None]]]:

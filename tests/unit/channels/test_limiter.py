@@ -142,6 +142,21 @@ def test_a_grant_counts_until_a_window_after_its_answer() -> None:
     assert take_tokens(state, HOLD_SECONDS + 0.6, shape, 5)[0].granted == 5
 
 
+def test_a_full_log_wakes_its_takers_when_its_oldest_grant_leaves() -> None:
+    # Plenty of tokens; the log is full of four grants of two, answered at once, 10 ms apart.
+    shape = Shape(burst=20, refill=1000, cap=8, window=1.0)
+    state = None
+    for at in (0.0, 0.01, 0.02, 0.03):
+        grant, state = take_tokens(state, at, shape, 2)
+        state = release_tokens(state, at, grant.ticket)
+
+    waiting, _ = take_tokens(state, 0.5, shape, 4)
+
+    # Not until the two oldest have left (a quarter of the burst, 5 tokens, or the 4 wanted):
+    # the oldest's places would then stay free 10 ms, and no window can use them again.
+    assert (waiting.granted, waiting.wait) == (0, pytest.approx(0.5))
+
+
 # Shared across processes ---------------------------------------------------------------------
 
 
