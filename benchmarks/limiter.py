@@ -16,6 +16,7 @@ histogram_quantile does). Results go to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -80,11 +81,14 @@ def wait_quantile(metrics_dir: Path, q: float) -> float:
 
 def steady_rate(times: list[float]) -> float:
     """Sends per second with the first and last second left out: a run's first and last
-    windows are not full seconds of the steady pace (a fresh bucket, the last few sends)."""
+    windows are not full seconds of the steady pace (a fresh bucket, the last few sends). A
+    whole number of seconds: over 7.5 s, eight windows of R sends could read as 8 R / 7.5,
+    above R though no second carried more."""
     start, end = min(times) + 1, max(times) - 1
     if end - start < 1:  # Too short to have a steady part (an unlimited run): the whole run.
         return (len(times) - 1) / max(max(times) - min(times), 1e-6)
-    return sum(1 for t in times if start <= t < end) / (end - start)
+    seconds = math.floor(end - start)
+    return sum(1 for t in times if start <= t < start + seconds) / seconds
 
 
 def run_case(
