@@ -8,7 +8,6 @@ unchecked rather than reported, since nothing says what they held.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +18,7 @@ from alertd.accounts.models import ApiToken, User
 from alertd.alerts.models import Version
 from alertd.audit.digests import PUBLISHING_ACTIONS, token_digest, user_digest, version_digest
 from alertd.audit.models import AuditEntry
-
-PAGE = 2000
+from alertd.audit.pages import ok_entries
 
 
 @dataclass
@@ -40,26 +38,6 @@ class _Vouched:
     tokens: dict[int, str | None] = field(default_factory=dict)
 
 
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    last = 0
-    relevant = (AuditEntry.target_type == "user") | AuditEntry.action.in_(PUBLISHING_ACTIONS)
-    while True:
-        page = (
-            session.execute(
-                select(AuditEntry)
-                .where(relevant, AuditEntry.seq > last, AuditEntry.outcome == "ok")
-                .order_by(AuditEntry.seq)
-                .limit(PAGE)
-            )
-            .scalars()
-            .all()
-        )
-        if not page:
-            return
-        yield from page
-        last = page[-1].seq
-
-
 def _remember(table: dict[Any, str | None], key: Any, digest: Any, creates: bool) -> None:
     """A digest vouches for the row; an entry without one vouches only if it created the row
     (a trail from before digests): other entries merely mention it."""
@@ -71,7 +49,8 @@ def _remember(table: dict[Any, str | None], key: Any, digest: Any, creates: bool
 
 def _vouched(session: Session) -> _Vouched:
     found = _Vouched()
-    for entry in _entries(session):
+    relevant = (AuditEntry.target_type == "user") | AuditEntry.action.in_(PUBLISHING_ACTIONS)
+    for entry in ok_entries(session, relevant):
         detail, action = entry.detail, entry.action
         if action in PUBLISHING_ACTIONS and isinstance(detail.get("version"), str):
             _remember(found.versions, detail["version"], detail.get("version_digest"), True)

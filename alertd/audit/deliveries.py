@@ -18,7 +18,7 @@ rule, per delivery, with S its latest audited state:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alertd.audit.models import AuditEntry
+from alertd.audit.pages import PAGE, ok_entries
 from alertd.audit.recipients import outcome_digest, recipient_hash
 from alertd.channels.models import (
     ERASED_PREFIX,
@@ -36,7 +37,6 @@ from alertd.channels.models import (
     Delivery,
 )
 
-PAGE = 2000
 # Ids per IN (...) when rows are read for a page of entries.
 ROWS_PER_QUERY = 900
 # Problems of one kind listed before the rest are only counted.
@@ -59,26 +59,6 @@ class _Row:
     state: str
     recipient: str
     recipient_hash: str | None
-
-
-def _entries(session: Session) -> Iterator[AuditEntry]:
-    last = 0
-    while True:
-        page = (
-            session.execute(
-                select(AuditEntry)
-                .where(AuditEntry.seq > last, AuditEntry.outcome == "ok")
-                .order_by(AuditEntry.seq)
-                .limit(PAGE)
-            )
-            .scalars()
-            .all()
-        )
-        if not page:
-            return
-        yield from page
-        last = page[-1].seq
-        session.expunge_all()
 
 
 def _outcomes(detail: dict[str, Any]) -> dict[str, list[int]] | None:
@@ -162,7 +142,7 @@ def check_deliveries(session: Session, key: bytes | None = None) -> DeliveryChec
     latest: dict[int, str] = {}
     problems = _Problems()
     page: list[tuple[AuditEntry, dict[str, list[int]]]] = []
-    for entry in _entries(session):
+    for entry in ok_entries(session, release=True):
         outcomes = _outcomes(entry.detail)
         if outcomes is None:
             for delivery_id in _legacy_ids(entry):

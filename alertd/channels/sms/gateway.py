@@ -168,20 +168,7 @@ class _PooledClient(HttpClient):  # type: ignore[misc]
         timeout: float | None = None,
         allow_redirects: bool = False,
     ) -> TwilioResponse:
-        sending = dict(headers or {})
-        if params:
-            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
-        body: bytes | None = None
-        if data is not None:
-            if sending.get("Content-Type", "").endswith("json"):
-                body = json.dumps(data).encode()
-            else:
-                sending.setdefault("Content-Type", "application/x-www-form-urlencoded")
-                body = urllib.parse.urlencode(data, doseq=True).encode()
-        if auth:
-            sending["Authorization"] = "Basic " + base64.b64encode(
-                f"{auth[0]}:{auth[1]}".encode()
-            ).decode("ascii")
+        url, body, sending = _prepare(url, params, data, headers, auth)
         answer = self._manager(url).request(
             method.upper(),
             url,
@@ -244,20 +231,7 @@ class _Transport(AsyncHttpClient):  # type: ignore[misc]
                     total=None, sock_connect=READ_SECONDS, sock_read=READ_SECONDS
                 ),
             )
-        sending = dict(headers or {})
-        if params:
-            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
-        body: bytes | None = None
-        if data is not None:
-            if sending.get("Content-Type", "").endswith("json"):
-                body = json.dumps(data).encode()
-            else:
-                sending.setdefault("Content-Type", "application/x-www-form-urlencoded")
-                body = urllib.parse.urlencode(data, doseq=True).encode()
-        if auth:
-            sending["Authorization"] = "Basic " + base64.b64encode(
-                f"{auth[0]}:{auth[1]}".encode()
-            ).decode("ascii")
+        url, body, sending = _prepare(url, params, data, headers, auth)
         wait = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         async with self.session.request(
             method.upper(),
@@ -275,6 +249,32 @@ class _Transport(AsyncHttpClient):  # type: ignore[misc]
 
 # The status and headers of the answer this task last read (set by _Transport.request).
 _ANSWER: ContextVar[tuple[int, Mapping[str, str]] | None] = ContextVar("_ANSWER", default=None)
+
+
+def _prepare(
+    url: str,
+    params: Mapping[str, Any] | None,
+    data: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    auth: tuple[str, str] | None,
+) -> tuple[str, bytes | None, dict[str, str]]:
+    """The URL, body and headers of an SDK request, as both transports send it: the query
+    string appended, the form (or JSON) encoded, HTTP Basic authentication."""
+    sending = dict(headers or {})
+    if params:
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode(params, doseq=True)
+    body: bytes | None = None
+    if data is not None:
+        if sending.get("Content-Type", "").endswith("json"):
+            body = json.dumps(data).encode()
+        else:
+            sending.setdefault("Content-Type", "application/x-www-form-urlencoded")
+            body = urllib.parse.urlencode(data, doseq=True).encode()
+    if auth:
+        sending["Authorization"] = "Basic " + base64.b64encode(
+            f"{auth[0]}:{auth[1]}".encode()
+        ).decode("ascii")
+    return url, body, sending
 
 
 def _retry_after(headers: Mapping[str, str] | None) -> float | None:
