@@ -28,10 +28,14 @@ def hashed_chunk(session: Session, key: bytes, chunk: Select[Any]) -> Subquery |
         return None
     hashes = [recipient_hash(key, r) for r in recipients]
     if session.get_bind().dialect.name == "postgresql":
-        given = func.unnest(
-            bindparam("plan_r", recipients, type_=ARRAY(String)),
-            bindparam("plan_h", hashes, type_=ARRAY(String)),
-        ).table_valued("r", "h").render_derived()
+        given = (
+            func.unnest(
+                bindparam("plan_r", recipients, type_=ARRAY(String)),
+                bindparam("plan_h", hashes, type_=ARRAY(String)),
+            )
+            .table_valued("r", "h")
+            .render_derived()
+        )
         return select(given.c.r, given.c.h).subquery()
     each = func.json_each(
         bindparam("plan_rh", json.dumps(list(zip(recipients, hashes, strict=True))))
