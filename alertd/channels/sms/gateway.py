@@ -148,11 +148,10 @@ class _PooledClient(HttpClient):  # type: ignore[misc]
                     "retries": False,
                     "timeout": urllib3.Timeout(connect=READ_SECONDS, read=READ_SECONDS),
                 }
-                proxy = urllib.request.getproxies().get(parts.scheme)
-                bypass = urllib.request.proxy_bypass(parts.hostname or "")
+                proxy = _env_proxy(parts)
                 self._managers[parts.scheme] = (
                     urllib3.ProxyManager(proxy, **options)
-                    if proxy and not bypass
+                    if proxy
                     else urllib3.PoolManager(**options)
                 )
             return self._managers[parts.scheme]
@@ -207,9 +206,7 @@ class _Transport(AsyncHttpClient):  # type: ignore[misc]
     def _proxy(self, parts: urllib.parse.SplitResult) -> str | None:
         key = (parts.scheme, parts.hostname or "")
         if key not in self._proxies:
-            proxy = urllib.request.getproxies().get(parts.scheme)
-            bypass = urllib.request.proxy_bypass(parts.hostname or "")
-            self._proxies[key] = proxy if proxy and not bypass else None
+            self._proxies[key] = _env_proxy(parts)
         return self._proxies[key]
 
     async def request(
@@ -249,6 +246,14 @@ class _Transport(AsyncHttpClient):  # type: ignore[misc]
 
 # The status and headers of the answer this task last read (set by _Transport.request).
 _ANSWER: ContextVar[tuple[int, Mapping[str, str]] | None] = ContextVar("_ANSWER", default=None)
+
+
+def _env_proxy(parts: urllib.parse.SplitResult) -> str | None:
+    """The proxy the environment names for this URL's scheme, unless its host bypasses it."""
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def _prepare(
