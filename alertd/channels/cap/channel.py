@@ -33,7 +33,8 @@ from alertd.channels.base import (
 )
 from alertd.channels.cap import views
 from alertd.channels.cap.builder import build_cap
-from alertd.channels.cap.feeds import document_path, document_url, summarize
+from alertd.channels.cap.feed_summary import summarize
+from alertd.channels.cap.feed_urls import document_path, document_url
 from alertd.channels.cap.message import CapPhoto, CapReference, CapVersion
 from alertd.channels.cap.models import CapDocument
 from alertd.channels.cap.preview import cap_preview_texts

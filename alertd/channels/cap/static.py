@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from alertd.channels.cap.feed_urls import document_path
 from alertd.channels.cap.feeds import (
     FEED_NAMES,
     PUBLIC,
@@ -29,7 +30,6 @@ from alertd.channels.cap.feeds import (
     BuiltFeeds,
     build_feeds,
     document_fingerprint,
-    document_path,
 )
 from alertd.channels.cap.models import CapDocument
 from alertd.context import Context

@@ -1,0 +1,2 @@
+"""The ``alertd`` command's subcommands, one module per domain; ``alertd.cli`` assembles
+them into one parser."""
