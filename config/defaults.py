@@ -85,18 +85,19 @@ SWEEP_SECONDS = 5.0
 STALL_SECONDS = 60.0
 OUTBOX_REPUBLISH_SECONDS = 5.0
 DELIVERY_LEASE_SECONDS = 60
-# Deliveries per delivery task (one claim, one broker message). Measured with
-# benchmarks/engine.py --quick on SQLite (10,000 recipients, shared machine at load 6-10): 776/s
-# at 100, 743/s at 500, so the claim and the task are not what costs; webhooks keep a task
-# short at 100 (see WEBHOOK_CONCURRENCY). Planning chunk and INSERT size: alertd/channels/
-# dispatch/planning.py (PLAN_CHUNK, INSERT_BATCH).
-DELIVERY_BATCH_SIZE = 100
+# Deliveries per delivery task (one claim, one broker message); a channel may ask for fewer
+# (Channel.task_size: webhooks keep 100). Each task costs a claim transaction and a broker
+# round trip besides its sub-batches: at 100 a task of two 50-request sub-batches made three
+# commits, at 500 ten make eleven. Planning chunk size: alertd/channels/dispatch/planning.py
+# (PLAN_CHUNK).
+DELIVERY_BATCH_SIZE = 500
 # Requests of a non-idempotent channel (SMS) marked attempted, sent and recorded together: a
 # crash leaves at most this many 'unknown', and a cancel stops new requests within this many.
-# Measured (docs/benchmarks.md): 25 is 4.8x (SQLite) and 6.6x (PostgreSQL) faster per delivery
-# than one at a time; 50 gains little more and doubles those bounds (end to end, two workers,
-# 25 vs 50 differed less than runs of one size did).
-SEND_BATCH = 25
+# The bound is 50. Every sub-batch costs one commit and one audit entry under the
+# chain's lock, whatever its size (docs/benchmarks.md, "Send batch size": 0.35 ms a delivery
+# at 50 against 0.50 at 25 on PostgreSQL, in process), so the largest allowed size is the
+# default.
+SEND_BATCH = 50
 DELIVERY_MAX_ATTEMPTS = 8
 # The broker's visibility timeout; every delay is kept well under it (RELIABILITY.md section 1).
 VISIBILITY_TIMEOUT_SECONDS = 300

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
@@ -60,6 +60,8 @@ def _storable_json(value: Any) -> Any:
         return {storable(str(k)): _storable_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_storable_json(v) for v in value]
+    if value is None or isinstance(value, bool | int):
+        return value  # As JSON gives it back (a delivery batch's entry lists every id).
     return json.loads(canonical_json(value))
 
 
@@ -77,15 +79,19 @@ class AuditRecord:
     detail: dict[str, Any] | None = None
 
 
-def _lock_head(session: Session) -> AuditHead:
-    head = session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
-        session.add(head)
-        session.flush()
-    return head
+# Every column an appended entry is written with (the id comes from the database).
+_WRITTEN = tuple(c.key for c in AuditEntry.__table__.columns if c.key not in ("id", "hash"))
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """The chain's head (seq, hash), locked until the caller's transaction ends."""
+    found = session.execute(
+        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+    ).one_or_none()
+    if found is None:
+        session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS_HASH))
+        return 0, GENESIS_HASH
+    return int(found.seq), str(found.hash)
 
 
 def record(
@@ -97,22 +103,25 @@ def record(
     target_id: str | int | None = None,
     outcome: str = "ok",
     detail: dict[str, Any] | None = None,
-) -> AuditEntry:
+) -> None:
     """Append one entry in the caller's transaction."""
-    return record_many(
-        session, [AuditRecord(actor, action, target_type, target_id, outcome, detail)]
-    )[0]
+    record_many(session, [AuditRecord(actor, action, target_type, target_id, outcome, detail)])
 
 
-def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditEntry]:
-    """Append entries in the caller's transaction, taking the chain's lock once."""
-    head = _lock_head(session)
+def record_many(session: Session, records: Iterable[AuditRecord]) -> None:
+    """Append entries in the caller's transaction, taking the chain's lock once.
+
+    Written as plain INSERT and UPDATE statements rather than through the unit of work: every
+    delivery sub-batch appends one, under the chain's lock, and the flush cost more than the
+    statements (2.4 of some 20 ms a sub-batch on PostgreSQL)."""
+    session.flush()  # Whatever the caller changed lands before the entry that records it.
+    seq, prev = _lock_head(session)
     now = utcnow()
-    entries = []
+    rows: list[dict[str, Any]] = []
     for rec in records:
         actor = rec.actor
         entry = AuditEntry(
-            seq=head.seq + 1,
+            seq=seq + 1,
             at=now,
             actor_id=actor.user_id if actor else None,
             actor_name=storable(actor.username, 120) if actor else "anonymous",
@@ -125,17 +134,25 @@ def record_many(session: Session, records: Iterable[AuditRecord]) -> list[AuditE
             user_agent=storable(actor.user_agent, 500) if actor and actor.user_agent else None,
             token_id=actor.token_id if actor else None,
             detail=_storable_json(rec.detail or {}),
-            prev_hash=head.hash,
-            hash="",
+            prev_hash=prev,
         )
-        entry.hash = compute_hash(head.hash, entry_payload(entry))
-        head.seq, head.hash = entry.seq, entry.hash
-        session.add(entry)
-        entries.append(entry)
+        seq, prev = entry.seq, compute_hash(prev, entry_payload(entry))
+        rows.append({c: getattr(entry, c) for c in _WRITTEN} | {"hash": prev})
+    if not rows:
+        return
     mac_key = session.info.get(AUDIT_MAC_KEY)
-    head.mac = head_mac(mac_key, head.seq, head.hash) if mac_key else None
-    session.flush()
-    return entries
+    move_head = (
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=seq, hash=prev, mac=head_mac(mac_key, seq, prev) if mac_key else None)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # One round trip fewer while the chain's lock is held: the entries ride on the head's
+        # UPDATE as a data-modifying WITH (PostgreSQL runs it even though nothing reads it).
+        session.execute(move_head.add_cte(insert(AuditEntry).values(rows).cte("appended")))
+        return
+    session.execute(insert(AuditEntry), rows)
+    session.execute(move_head)
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,9 @@ class Channel:
     rate: ClassVar[float | None] = None
     # Requests one sub-batch may have in flight at once.
     concurrency: ClassVar[int] = 1
+    # Deliveries per delivery task at most, for a channel whose requests may hang (a task must
+    # end well inside Celery's soft time limit); None: ALERTD_DELIVERY_BATCH_SIZE.
+    task_size: ClassVar[int | None] = None
     # A dataclass whose fields (with defaults) are read from ALERTD_<NAME>_<FIELD>.
     settings_class: ClassVar[type[Any] | None] = None
     # The loaded ``settings_class`` instance, set by ``configure``.

@@ -41,8 +41,8 @@ LIMITER_WAIT_SECONDS = Histogram(
 )
 
 
-def record_outcome(channel: str, outcome: str) -> None:
-    DELIVERIES.labels(channel=channel, outcome=outcome).inc()
+def record_outcome(channel: str, outcome: str, count: int = 1) -> None:
+    DELIVERIES.labels(channel=channel, outcome=outcome).inc(count)
 
 
 def observe_send(channel: str, seconds: float) -> None:

@@ -34,7 +34,8 @@ def _sent_by_worker(log: Path) -> set[int]:
             continue  # Celery's banner is plain text.
         entry = json.loads(line)
         if entry.get("delivery_state") == "sent" and entry.get("channel") == "recording":
-            sent.add(int(entry["delivery_id"]))
+            # Successes are logged one line per sub-batch, naming every delivery.
+            sent.update(int(i) for i in entry["delivery_ids"])
     return sent
 
 

@@ -3,20 +3,22 @@ sub-batch attempted just before its requests leave."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, TextClause, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from alertd.alerts.models import ACTIVE, Alert, Version
-from alertd.channels.dispatch.record import record
+from alertd.channels.dispatch.record import record, unindexed
 from alertd.channels.models import PENDING, RETRY_WAIT, SENDING, Delivery, Dispatch
 from alertd.channels.registry import OUT_SKIPPED, Channel, Outcome, registry_for
 from alertd.context import Context
-from alertd.db import utcnow
+from alertd.db import UTCDateTime, utcnow
 
 DELIVERIES = cast(Table, Delivery.__table__)
 
@@ -36,6 +38,10 @@ class Claim:
     rest: list[int]
 
 
+# Kinds whose sending also needs the alert active and unexpired (an ending is sent regardless).
+_WHILE_ACTIVE = ("alert", "update", "extend")
+
+
 def skip_reason(session: Session, version: Version, channel: Channel, now: datetime) -> str | None:
     """Why this version must not be sent now, re-read immediately before sending.
 
@@ -49,12 +55,52 @@ def skip_reason(session: Session, version: Version, channel: Channel, now: datet
     ).one()
     if latest != version.seq:
         return f"superseded by version {latest}"
-    if version.kind in ("alert", "update", "extend"):
+    if version.kind in _WHILE_ACTIVE:
         if state != ACTIVE:
             return f"the alert is {state}"
         if expires_at <= now:
             return "the alert has expired"
     return None
+
+
+def _sendable_sql(version: Version, channel: Channel) -> str:
+    """skip_reason's test as a condition of the take itself (true when it finds no reason), so
+    the re-check costs no round trip of its own; the reason is read only when nothing was
+    taken. Evaluated once per statement: neither subquery refers to the row."""
+    if channel.sends_superseded:
+        return ""
+    condition = " AND (SELECT max(seq) FROM versions WHERE alert_id = :alert_id) = :seq"
+    if version.kind in _WHILE_ACTIVE:
+        condition += (
+            " AND EXISTS (SELECT 1 FROM alerts WHERE id = :alert_id AND state = :active"
+            " AND expires_at > :now)"
+        )
+    return condition
+
+
+@functools.cache
+def _take_statement(dialect: str, sendable: str) -> TextClause:
+    """The take, written once per database and re-check and prepared by the driver: the ids
+    travel as one array (PostgreSQL) or one JSON list (SQLite), so the text is the same for any
+    sub-batch; built with the expression language it cost more to construct and convert than
+    to run. Only the primary key can serve it (see unindexed: ``+ 0`` and ``|| ''``)."""
+    ids = (
+        "id = ANY(CAST(:ids AS INTEGER[]))"
+        if dialect == "postgresql"
+        else "id IN (SELECT value FROM json_each(:ids))"
+    )
+    # S608: the text is put together from this module's constants only; values are bound.
+    return text(
+        "UPDATE deliveries SET state = :sending, lease_until = :lease,"  # noqa: S608
+        " attempted_at = :attempted_at, attempts = attempts + :counted"
+        f" WHERE {ids} AND dispatch_id + 0 = :dispatch_id"
+        " AND state || '' IN (:pending, :retry_wait) AND next_attempt_at <= :now"
+        f"{sendable} RETURNING *"
+    ).bindparams(
+        bindparam("lease", type_=UTCDateTime()),
+        bindparam("attempted_at", type_=UTCDateTime()),
+        bindparam("now", type_=UTCDateTime()),
+    )
 
 
 def claim(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int], first: int) -> Claim | None:
@@ -92,25 +138,24 @@ def take_next(
     marked and the ids left; or, when nothing more may be sent (a cancel), the reason, with
     every due row of the rest recorded as skipped, and nothing left."""
     rest = claim.rest
-    if not rest:
-        return None, [], []
-    reason = skip_reason(session, claim.version, claim.channel, now)
-    if reason is not None:
-        rows = _take(ctx, session, claim, rest, now, attempted=False)
-        record(
-            ctx,
-            session,
-            claim.channel,
-            claim.version,
-            [Outcome(d.id, OUT_SKIPPED, reason) for d in rows],
-            rows,
-        )
-        return reason, [], []
     while rest:
         window, rest = rest[:size], rest[size:]
         rows = _take(ctx, session, claim, window, now, attempted=True)
         if rows:
             return None, rows, rest
+        # Nothing taken: those rows were no longer due, or the alert may no longer be sent.
+        reason = skip_reason(session, claim.version, claim.channel, now)
+        if reason is not None:
+            rows = _take(ctx, session, claim, [*window, *rest], now, attempted=False)
+            record(
+                ctx,
+                session,
+                claim.channel,
+                claim.version,
+                [Outcome(d.id, OUT_SKIPPED, reason) for d in rows],
+                rows,
+            )
+            return reason, [], []
     return None, [], []
 
 
@@ -119,24 +164,27 @@ def _take(
 ) -> list[Delivery]:
     """Take the due rows among ``ids`` (one UPDATE ... RETURNING), marked attempted (and
     counted) only when their requests are about to leave: a lost lease with attempted_at unset
-    means nothing was sent, so a retry is safe."""
-    query = (
-        update(Delivery)
-        .where(
-            Delivery.id.in_(ids),
-            Delivery.dispatch_id == claim.dispatch_id,
-            Delivery.state.in_((PENDING, RETRY_WAIT)),
-            Delivery.next_attempt_at <= now,
-        )
-        .values(
-            state=SENDING,
-            lease_until=now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS),
-            attempted_at=now if attempted else None,
-            attempts=Delivery.attempts + (1 if attempted else 0),
-        )
-        .returning(Delivery)
-    )
-    rows = list(session.execute(query, execution_options={"synchronize_session": False}).scalars())
+    means nothing was sent, so a retry is safe. Rows to be attempted are taken only while the
+    version may still be sent (the re-check rides along); rows to be skipped regardless."""
+    dialect = session.get_bind().dialect.name
+    sendable = _sendable_sql(claim.version, claim.channel) if attempted else ""
+    version = claim.version
+    statement = select(Delivery).from_statement(_take_statement(dialect, sendable))
+    params = {
+        "ids": ids if dialect == "postgresql" else json.dumps(ids),
+        "sending": SENDING,
+        "lease": now + timedelta(seconds=ctx.settings.DELIVERY_LEASE_SECONDS),
+        "attempted_at": now if attempted else None,
+        "counted": 1 if attempted else 0,
+        "dispatch_id": claim.dispatch_id,
+        "pending": PENDING,
+        "retry_wait": RETRY_WAIT,
+        "now": now,
+        "alert_id": version.alert_id,
+        "seq": version.seq,
+        "active": ACTIVE,
+    }
+    rows = list(session.execute(statement, params).scalars())
     rows.sort(key=lambda d: d.id)
     return rows
 
@@ -155,7 +203,7 @@ def renew(ctx: Context, claim: Claim, rest: list[Delivery]) -> tuple[str | None,
                 update(DELIVERIES)
                 .where(
                     DELIVERIES.c.id.in_([d.id for d in rest]),
-                    DELIVERIES.c.state == SENDING,
+                    unindexed(DELIVERIES.c.state) == SENDING,
                     DELIVERIES.c.lease_until.in_({d.lease_until for d in rest}),
                 )
                 .values(lease_until=lease)

@@ -19,9 +19,7 @@ from alertd.channels.models import (
     Delivery,
     Dispatch,
 )
-from alertd.channels.registry import (
-    registry_for,
-)
+from alertd.channels.registry import Channel, registry_for
 from alertd.context import Context
 from alertd.db import after_commit, dialect_insert, utcnow
 from alertd.outbox.services import take_message
@@ -78,7 +76,13 @@ def _send_after_commit(ctx: Context, session: Session, task: str, args: list[Any
     after_commit(session, lambda: ctx.publisher.send(task, args))
 
 
-def _batched(items: Iterable[str], size: int) -> Iterable[list[str]]:
+def task_size(ctx: Context, channel: Channel | None) -> int:
+    """Deliveries per delivery task for this channel."""
+    size = int(ctx.settings.DELIVERY_BATCH_SIZE)
+    return min(size, channel.task_size) if channel and channel.task_size else size
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -106,7 +110,9 @@ def enqueue_open_deliveries(
             )
         )
     ids = list(session.execute(query).scalars())
-    for batch in _batched(ids, ctx.settings.DELIVERY_BATCH_SIZE):  # type: ignore[arg-type]
+    name = session.execute(select(Dispatch.channel).where(Dispatch.id == dispatch_id)).scalar()
+    channel = registry_for(ctx).get(name) if name else None
+    for batch in _batched(ids, task_size(ctx, channel)):
         session.execute(update(Delivery).where(Delivery.id.in_(batch)).values(enqueued_at=now))
         _send_after_commit(ctx, session, DELIVER_TASK, [dispatch_id, list(batch)])
     return len(ids)

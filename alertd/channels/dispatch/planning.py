@@ -9,19 +9,20 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import DateTime, Select, func, literal, or_, select, update
+from sqlalchemy import DateTime, Select, Subquery, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM
 from alertd.alerts.models import Version
-from alertd.audit.recipients import recipient_hash, recipient_key
+from alertd.audit.recipients import recipient_key
 from alertd.audit.services import record
 from alertd.channels.dispatch.fanout import (
     _batched,
     _send_after_commit,
     enqueue_open_deliveries,
+    task_size,
 )
-from alertd.channels.dispatch.recipients import hashed_chunk
+from alertd.channels.dispatch.recipients import hashed_chunk, hashed_rows
 from alertd.channels.models import (
     D_FAILED,
     D_PENDING,
@@ -51,10 +52,6 @@ MAX_PLAN_ATTEMPTS = 5
 # Measured on the shared 2-core machine (load 7-9), 50,000 rows: 26 ms a chunk on SQLite, 135 ms
 # on PostgreSQL; 2,000 cost 49 and 527 ms (no gain per row), 500 per chunk more commits.
 PLAN_CHUNK = 1000
-# Rows per INSERT statement: 12 parameters a row stays under SQLite's 32,766 and PostgreSQL's
-# 65,535 bound parameters. Sent as one executemany that SQLAlchemy groups into multi-row
-# INSERTs compiled once: a multi-VALUES statement built per chunk cost 440-500 ms per 1,000.
-INSERT_BATCH = 500
 
 
 def plan_dispatch(ctx: Context, dispatch_id: int) -> int:
@@ -178,20 +175,7 @@ class _Planner:
         recipients = islice(self.channel.plan(self.ctx, self.version), self.total, None)
         for chunk in _batched(recipients, PLAN_CHUNK):
             with self.ctx.db.transaction() as session:
-                now = utcnow()
-                # One executemany: SQLAlchemy sends it as multi-row INSERTs of up to
-                # INSERT_BATCH rows with a statement compiled once ("insertmanyvalues").
-                ids = list(
-                    session.execute(
-                        dialect_insert(session)(Delivery)
-                        .on_conflict_do_nothing(
-                            index_elements=["version_id", "channel", "recipient"]
-                        )
-                        .returning(Delivery.id, sort_by_parameter_order=False)
-                        .execution_options(insertmanyvalues_page_size=INSERT_BATCH),
-                        [self._row(r, now) for r in chunk],
-                    ).scalars()
-                )
+                ids = self._insert(session, hashed_rows(session, self.key, chunk))
                 self._commit_chunk(session, len(chunk), ids)
             if time.monotonic() >= self.deadline:
                 return False
@@ -216,59 +200,46 @@ class _Planner:
                 picked = hashed_chunk(session, self.key, chunk)
                 if picked is None:
                     return True
-                now = utcnow()
-                ids = list(
-                    session.execute(
-                        dialect_insert(session)(Delivery)
-                        .from_select(
-                            list(_COLUMNS),
-                            select(
-                                literal(self.dispatch_id),
-                                literal(self.version.id),
-                                literal(self.version.alert_id),
-                                literal(self.channel.name),
-                                picked.c.r,
-                                picked.c.h,
-                                literal(PENDING),
-                                literal(0),
-                                literal(now, DateTime()),
-                                literal(now, DateTime()),
-                                literal(now, DateTime()),
-                                literal(""),
-                            )
-                            # SQLite reads "SELECT ... ON CONFLICT" as a join unless a WHERE
-                            # ends the SELECT (its documented parsing ambiguity).
-                            .where(picked.c.r.is_not(None)),
-                        )
-                        .on_conflict_do_nothing(
-                            index_elements=["version_id", "channel", "recipient"]
-                        )
-                        .returning(Delivery.id)
-                    ).scalars()
-                )
+                ids = self._insert(session, picked)
                 if not ids:
                     return True
                 self._commit_chunk(session, len(ids), ids)
             if time.monotonic() >= self.deadline:
                 return False
 
-    def _row(self, recipient: str, now: datetime) -> dict[str, Any]:
-        # Marked queued in the same transaction: its task leaves when this commits, and if that
-        # send is lost the sweeper queues the row again after REENQUEUE_AFTER_SECONDS.
-        return {
-            "dispatch_id": self.dispatch_id,
-            "version_id": self.version.id,
-            "alert_id": self.version.alert_id,
-            "channel": self.channel.name,
-            "recipient": recipient,
-            "recipient_hash": recipient_hash(self.key, recipient),
-            "state": PENDING,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "enqueued_at": now,
-            "created_at": now,
-            "last_error": "",
-        }
+    def _insert(self, session: Session, picked: Subquery) -> list[int]:
+        """One INSERT ... SELECT of a chunk's recipients and hashes (``picked.c.r``,
+        ``picked.c.h``), each row queued in the same transaction: its task leaves when this
+        commits, and if that send is lost the sweeper queues the row again after
+        REENQUEUE_AFTER_SECONDS. Rows planned already are passed over; returns the new ids."""
+        now = utcnow()
+        return list(
+            session.execute(
+                dialect_insert(session)(Delivery)
+                .from_select(
+                    list(_COLUMNS),
+                    select(
+                        literal(self.dispatch_id),
+                        literal(self.version.id),
+                        literal(self.version.alert_id),
+                        literal(self.channel.name),
+                        picked.c.r,
+                        picked.c.h,
+                        literal(PENDING),
+                        literal(0),
+                        literal(now, DateTime()),
+                        literal(now, DateTime()),
+                        literal(now, DateTime()),
+                        literal(""),
+                    )
+                    # SQLite reads "SELECT ... ON CONFLICT" as a join unless a WHERE ends the
+                    # SELECT (its documented parsing ambiguity).
+                    .where(picked.c.r.is_not(None)),
+                )
+                .on_conflict_do_nothing(index_elements=["version_id", "channel", "recipient"])
+                .returning(Delivery.id)
+            ).scalars()
+        )
 
     def _while_held(self, session: Session, **values: Any) -> bool:
         """Update the dispatch only while this planner's lease holds; False when another
@@ -295,7 +266,7 @@ class _Planner:
             raise _LeaseLost
         self.written += len(ids)
         ids.sort()
-        for batch in _batched(ids, self.ctx.settings.DELIVERY_BATCH_SIZE):  # type: ignore[arg-type]
+        for batch in _batched(ids, task_size(self.ctx, self.channel)):
             _send_after_commit(self.ctx, session, DELIVER_TASK, [self.dispatch_id, list(batch)])
 
     def _continue_later(self) -> None:

@@ -20,17 +20,23 @@ def hashed_chunk(session: Session, key: bytes, chunk: Select[Any]) -> Subquery |
     """A chunk of a plan's recipients (a one-column query) with their hashes, as a subquery of
     two columns, ``r`` and ``h``, for planning's INSERT ... SELECT; None when the chunk is
     empty. Neither database computes an HMAC in SQL (PostgreSQL only with pgcrypto), so the
-    chunk is read, hashed here and handed back as a set: PostgreSQL unnests two arrays, SQLite
-    walks a JSON array (json_each). Hashing after the INSERT instead, by an UPDATE of the fresh
-    rows, rewrote every row and halved PostgreSQL's planning rate."""
+    chunk is read, hashed here and handed back as a set (:func:`hashed_rows`). Hashing after
+    the INSERT instead, by an UPDATE of the fresh rows, rewrote every row and halved
+    PostgreSQL's planning rate."""
     recipients = [str(r) for r in session.execute(chunk).scalars()]
-    if not recipients:
-        return None
+    return hashed_rows(session, key, recipients) if recipients else None
+
+
+def hashed_rows(session: Session, key: bytes, recipients: Sequence[str]) -> Subquery:
+    """Recipients and their hashes as a two-column subquery (``r``, ``h``) whose statement text
+    is the same for any number of rows: PostgreSQL unnests two array parameters, SQLite walks
+    one JSON array (json_each). A multi-row VALUES list instead made a new statement for each
+    chunk, which psycopg split and converted afresh: 20,000 rows a second at most."""
     hashes = [recipient_hash(key, r) for r in recipients]
     if session.get_bind().dialect.name == "postgresql":
         given = (
             func.unnest(
-                bindparam("plan_r", recipients, type_=ARRAY(String)),
+                bindparam("plan_r", list(recipients), type_=ARRAY(String)),
                 bindparam("plan_h", hashes, type_=ARRAY(String)),
             )
             .table_valued("r", "h")

@@ -84,6 +84,9 @@ class _Job:
 class WebhookChannel(Channel):
     name = CHANNEL
     idempotent = True
+    # ceil(100 / ALERTD_WEBHOOK_CONCURRENCY) rounds of connect + read at worst: 4 x 7 s with the
+    # defaults, well inside Celery's soft time limit (90 s) and DELIVERY_LEASE_SECONDS.
+    task_size = 100
     # Partners receive every event in order (alert, update, cancel), not just the latest.
     sends_superseded = True
 

@@ -251,8 +251,9 @@ def test_recipients_given_as_a_query_are_copied_in_chunks_and_sent_once(
     supervisor: Actor,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(planning, "PLAN_CHUNK", ctx.settings.DELIVERY_BATCH_SIZE)
-    count = 2 * ctx.settings.DELIVERY_BATCH_SIZE + 1  # Three chunks: the cursor moves twice.
+    # Chunks smaller than SQLite's 500 terms of a compound SELECT (the UNION below).
+    monkeypatch.setattr(planning, "PLAN_CHUNK", 100)
+    count = 2 * 100 + 1  # Three chunks: the cursor moves twice.
     numbers = union_all(*(select(literal(f"+1555{i:07d}").label("r")) for i in range(count)))
 
     class Listed(Phones):
