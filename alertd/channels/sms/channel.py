@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import url_for
 from flask_babel import ngettext
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import SYSTEM, Actor
@@ -64,6 +64,15 @@ _OUTCOME = {
 
 # What a purged console text's number becomes.
 ERASED = "[erased]"
+
+# A sub-batch's subscribers, read just before sending: built once, not per sub-batch.
+_SUBSCRIBERS = select(
+    Subscriber.id,
+    Subscriber.phone,
+    Subscriber.language,
+    Subscriber.opted_out,
+    Subscriber.invalid,
+).where(Subscriber.id.in_(bindparam("ids", expanding=True)))
 
 
 class SmsChannel(Channel):
@@ -186,17 +195,12 @@ class SmsChannel(Channel):
     ) -> list[Outcome]:
         texts = self.texts(ctx, version)
         ids = [int(d.recipient) for d in deliveries]
-        with ctx.db.session() as session:
+        # A bare connection: a read needs no ORM session.
+        with ctx.db.read_engine.connect() as connection:
             subs = {
                 sub_id: (phone, language, opted_out or invalid)
-                for sub_id, phone, language, opted_out, invalid in session.execute(
-                    select(
-                        Subscriber.id,
-                        Subscriber.phone,
-                        Subscriber.language,
-                        Subscriber.opted_out,
-                        Subscriber.invalid,
-                    ).where(Subscriber.id.in_(ids))
+                for sub_id, phone, language, opted_out, invalid in connection.execute(
+                    _SUBSCRIBERS, {"ids": ids}
                 )
             }
         validity = gw.validity_seconds(version.expires_at)
