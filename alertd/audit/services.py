@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
@@ -141,18 +141,32 @@ def record_many(session: Session, records: Iterable[AuditRecord]) -> None:
     if not rows:
         return
     mac_key = session.info.get(AUDIT_MAC_KEY)
-    move_head = (
-        update(AuditHead)
-        .where(AuditHead.id == 1)
-        .values(seq=seq, hash=prev, mac=head_mac(mac_key, seq, prev) if mac_key else None)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        # One round trip fewer while the chain's lock is held: the entries ride on the head's
+    head = {
+        "head_seq": seq,
+        "head_hash": prev,
+        "head_mac": head_mac(mac_key, seq, prev) if mac_key else None,
+    }
+    if len(rows) == 1 and session.get_bind().dialect.name == "postgresql":
+        # One round trip fewer while the chain's lock is held: the entry rides on the head's
         # UPDATE as a data-modifying WITH (PostgreSQL runs it even though nothing reads it).
-        session.execute(move_head.add_cte(insert(AuditEntry).values(rows).cte("appended")))
+        session.execute(_APPEND_ONE, rows[0] | head)
         return
-    session.execute(insert(AuditEntry), rows)
-    session.execute(move_head)
+    session.execute(insert(_ENTRIES), rows)
+    session.execute(_MOVE_HEAD, head)
+
+
+# Built once from the tables (not the mapped classes, whose UPDATE takes the ORM's bulk path
+# and was compiled afresh for every append: 12% of a delivery sub-batch's time).
+_ENTRIES = cast(Table, AuditEntry.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"), mac=bindparam("head_mac"))
+)
+_APPEND_ONE = _MOVE_HEAD.add_cte(
+    insert(_ENTRIES).values({c: bindparam(c) for c in (*_WRITTEN, "hash")}).cte("appended")
+)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, TextClause, bindparam, func, select, text, update
+from sqlalchemy import Table, TextualSelect, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from alertd.alerts.models import ACTIVE, Alert, Version
@@ -78,8 +78,13 @@ def _sendable_sql(version: Version, channel: Channel) -> str:
     return condition
 
 
+# In the model's order, which .columns() below matches by position (a table's own order
+# differs where migrations added columns).
+_COLUMNS = ", ".join(c.name for c in DELIVERIES.c)
+
+
 @functools.cache
-def _take_statement(dialect: str, sendable: str) -> TextClause:
+def _take_statement(dialect: str, sendable: str) -> TextualSelect:
     """The take, written once per database and re-check and prepared by the driver: the ids
     travel as one array (PostgreSQL) or one JSON list (SQLite), so the text is the same for any
     sub-batch; built with the expression language it cost more to construct and convert than
@@ -90,17 +95,21 @@ def _take_statement(dialect: str, sendable: str) -> TextClause:
         else "id IN (SELECT value FROM json_each(:ids))"
     )
     # S608: the text is put together from this module's constants only; values are bound.
-    return text(
-        "UPDATE deliveries SET state = :sending, lease_until = :lease,"  # noqa: S608
-        " attempted_at = :attempted_at, attempts = attempts + :counted"
-        f" WHERE {ids} AND dispatch_id + 0 = :dispatch_id"
-        " AND state || '' IN (:pending, :retry_wait) AND next_attempt_at <= :now"
-        f"{sendable} RETURNING *"
-    ).bindparams(
-        bindparam("lease", type_=UTCDateTime()),
-        bindparam("attempted_at", type_=UTCDateTime()),
-        bindparam("now", type_=UTCDateTime()),
-    )
+    return (
+        text(
+            "UPDATE deliveries SET state = :sending, lease_until = :lease,"  # noqa: S608
+            " attempted_at = :attempted_at, attempts = attempts + :counted"
+            f" WHERE {ids} AND dispatch_id + 0 = :dispatch_id"
+            " AND state || '' IN (:pending, :retry_wait) AND next_attempt_at <= :now"
+            f"{sendable} RETURNING {_COLUMNS}"
+        )
+        .bindparams(
+            bindparam("lease", type_=UTCDateTime()),
+            bindparam("attempted_at", type_=UTCDateTime()),
+            bindparam("now", type_=UTCDateTime()),
+        )
+        .columns(*DELIVERIES.c)
+    )  # Typed result columns: their description is worked out once.
 
 
 def claim(ctx: Context, dispatch_id: int, delivery_ids: Sequence[int], first: int) -> Claim | None:

@@ -242,8 +242,9 @@ def _write(session: Session, rows: list[_Row], hashes: dict[int, str], now: date
 # the rows: the planner guesses 100 rows from any JSON set and then preferred to read the whole
 # table (5.5-7 ms a sub-batch at 20,000); the state is compared as an expression no index
 # serves (see unindexed).
-_UPDATE_FROM_JSON = text(
-    """
+_UPDATE_FROM_JSON = (
+    text(
+        """
     UPDATE deliveries SET
         state = given.state,
         lease_until = NULL,
@@ -263,7 +264,10 @@ _UPDATE_FROM_JSON = text(
         AND deliveries.state || '' = :sending AND deliveries.lease_until = given.lease
     RETURNING deliveries.id
     """
-).bindparams(bindparam("now", type_=UTCDateTime()))
+    )
+    .bindparams(bindparam("now", type_=UTCDateTime()))
+    .columns(DELIVERIES.c.id)
+)
 
 
 def _json_row(row: _Row, hashes: dict[int, str]) -> dict[str, Any]:
