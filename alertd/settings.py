@@ -54,6 +54,7 @@ class Settings:
     LOGIN_WINDOW_SECONDS: int
     SWEEP_SECONDS: float
     STALL_SECONDS: float  # untaken work older than this: dispatch is stalled
+    PROGRESS_CACHE_SECONDS: float  # delivery counts shown are at most this old
     OUTBOX_REPUBLISH_SECONDS: float
     DELIVERY_LEASE_SECONDS: int
     DELIVERY_BATCH_SIZE: int

@@ -83,6 +83,10 @@ SWEEP_SECONDS = 5.0
 # Work left untaken longer than this means dispatch is stalled: the console shows a banner,
 # `alertd serve` restarts its worker, `alertd health` fails.
 STALL_SECONDS = 60.0
+# Delivery counts on the alert page and in the API are at most this old: during a national
+# fan-out each count reads every delivery, and every polling console would otherwise make one
+# (0: count on every request).
+PROGRESS_CACHE_SECONDS = 1.0
 OUTBOX_REPUBLISH_SECONDS = 5.0
 DELIVERY_LEASE_SECONDS = 60
 # Deliveries per delivery task (one claim, one broker message); a channel may ask for fewer

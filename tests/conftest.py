@@ -43,6 +43,8 @@ def settings(tmp_path: Path, db_url: str, request: pytest.FixtureRequest) -> Set
             "SECRET_KEY": "test-secret-key",
             "CHANNELS": ",".join(marker.args) if marker else "log",
             "PUBLIC_URL": "http://alertd.test",
+            # Tests read counts right after changing them.
+            "PROGRESS_CACHE_SECONDS": 0,
         },
         environ={},
     )

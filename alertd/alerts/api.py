@@ -104,8 +104,9 @@ def alert_json(session: Session, alert: Alert, *, full: bool = True) -> dict[str
                 "proposed_at": _iso(proposal.proposed_at),
             }
         )
-        data["deliveries"] = delivery_counts(session, alert.id)
-        data["progress"] = [p.as_json() for p in alert_progress(session, alert.versions)]
+        max_age = ctx().settings.PROGRESS_CACHE_SECONDS
+        data["deliveries"] = delivery_counts(session, alert.id, max_age)
+        data["progress"] = [p.as_json() for p in alert_progress(session, alert.versions, max_age)]
     return data
 
 

@@ -79,7 +79,7 @@ def _show_context(alert_id: int) -> dict[str, Any]:
         photo_name = f"{photo.sha256}.{photo.extension}" if photo else None
         # Each channel's word on each version (the CAP channel: its document, or why not).
         notes = version_notes(ctx(), db, alert.id)
-        progress = alert_progress(db, alert.versions)
+        progress = alert_progress(db, alert.versions, ctx().settings.PROGRESS_CACHE_SECONDS)
         went_out = {p.version_id: p.first_sent_at for p in progress}
         versions = [
             {
@@ -236,7 +236,7 @@ def progress(alert_id: int) -> ResponseReturnValue:
             alert = services.get_alert(db, alert_id)
         except NotFound:
             abort(404, description=f"There is no alert {alert_id}.")
-        found = alert_progress(db, alert.versions)
+        found = alert_progress(db, alert.versions, ctx().settings.PROGRESS_CACHE_SECONDS)
         notes = channel_notes(ctx(), g.actor, alert.versions)
     return render_template(
         "alerts/_progress.html",

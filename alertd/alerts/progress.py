@@ -9,33 +9,30 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
 from alertd.alerts.models import Version
 from alertd.channels.base import VersionNote
+from alertd.channels.dispatch.queries import tallies
 from alertd.channels.models import (
     D_FAILED,
     D_PLANNED,
+    DELIVERED,
     FAILED,
     OPEN_STATES,
     SENT,
     SKIPPED,
     UNKNOWN,
-    Delivery,
     Dispatch,
 )
 from alertd.context import Context
 
 log = logging.getLogger(__name__)
 
-# A channel that confirms receipt (an SMS status callback) moves a sent delivery on to this.
-DELIVERED = "delivered"
 # What the page counts, in this order; "waiting" is every state still in flight.
 COLUMNS = ("sent", "delivered", "failed", "unknown", "skipped", "waiting")
-# States at which a delivery has left: the ones the "first/last send" times are taken from.
-WENT_OUT = (SENT, DELIVERED)
 
 
 @dataclass
@@ -127,8 +124,11 @@ def _bucket(state: str) -> str:
     return "skipped"  # Cancelled rows were never sent, like skipped ones.
 
 
-def alert_progress(session: Session, versions: Sequence[Version]) -> list[VersionProgress]:
-    """Newest version first, each with one row per dispatched channel."""
+def alert_progress(
+    session: Session, versions: Sequence[Version], max_age: float = 0.0
+) -> list[VersionProgress]:
+    """Newest version first, each with one row per dispatched channel; counts at most
+    ``max_age`` seconds old (see alertd.channels.dispatch.queries.tallies)."""
     by_id = {v.id: v for v in versions}
     if not by_id:
         return []
@@ -137,35 +137,25 @@ def alert_progress(session: Session, versions: Sequence[Version]) -> list[Versio
             select(Dispatch).where(Dispatch.version_id.in_(list(by_id))).order_by(Dispatch.channel)
         ).scalars()
     )
-    counts: dict[int, dict[str, int]] = {}
-    ids = [d.id for d in dispatches]
-    for dispatch_id, state, n in session.execute(
-        select(Delivery.dispatch_id, Delivery.state, func.count())
-        .where(Delivery.dispatch_id.in_(ids))
-        .group_by(Delivery.dispatch_id, Delivery.state)
-    ):
-        row = counts.setdefault(dispatch_id, dict.fromkeys(COLUMNS, 0))
-        row[_bucket(state)] += n
-    times = {
-        dispatch_id: (first, last)
-        for dispatch_id, first, last in session.execute(
-            select(
-                Delivery.dispatch_id, func.min(Delivery.finished_at), func.max(Delivery.finished_at)
-            )
-            .where(Delivery.dispatch_id.in_(ids), Delivery.state.in_(WENT_OUT))
-            .group_by(Delivery.dispatch_id)
-        )
-    }
+    found = tallies(session, [d.id for d in dispatches], max_age)
     progress = {
         v.id: VersionProgress(v.id, v.seq, v.kind, v.approved_at or v.sent_at) for v in versions
     }
     for d in dispatches:
-        row = counts.get(d.id, dict.fromkeys(COLUMNS, 0))
-        first, last = times.get(d.id, (None, None))
+        tally = found[d.id]
+        row = dict.fromkeys(COLUMNS, 0)
+        for state, n in tally.counts.items():
+            row[_bucket(state)] += n
         planned = d.planned_count if d.state == D_PLANNED else sum(row.values())
         progress[d.version_id].channels.append(
             ChannelProgress(
-                d.channel, d.state, max(planned, sum(row.values())), row, first, last, d.error
+                d.channel,
+                d.state,
+                max(planned, sum(row.values())),
+                row,
+                tally.first_sent_at,
+                tally.last_sent_at,
+                d.error,
             )
         )
     return sorted(progress.values(), key=lambda p: p.seq, reverse=True)

@@ -10,6 +10,8 @@ from alertd.db import Base, utcnow
 # Delivery states. The first three are in flight; the rest are terminal.
 PENDING, SENDING, RETRY_WAIT = "pending", "sending", "retry_wait"
 SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN = "sent", "failed", "skipped", "cancelled", "unknown"
+# A channel that confirms receipt (an SMS status callback) may move a sent delivery on to this.
+DELIVERED = "delivered"
 OPEN_STATES = (PENDING, SENDING, RETRY_WAIT)
 TERMINAL_STATES = (SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN)
 # What a purged delivery's recipient becomes, followed by its id.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
@@ -13,6 +14,7 @@ from alertd.actor import Actor
 from alertd.alerts import services
 from alertd.broker import RecordingPublisher
 from alertd.channels import dispatch
+from alertd.channels.dispatch import queries
 from alertd.channels.models import Delivery
 from alertd.context import Context
 from alertd.db import utcnow
@@ -134,3 +136,37 @@ def test_the_list_counts_pending_approvals_for_supervisors_and_flags_expiring_al
     waiting = re.search(r'id="waiting-for-approval"[^>]*>(.*?)</p>', page, re.S)
     assert waiting and "Waiting for your approval: 1 alert<" in waiting.group(1)
     assert "expires in 10 minutes" in page
+
+
+def test_counts_are_shared_for_the_cache_age_then_counted_again(
+    ctx: Context,
+    publisher: RecordingPublisher,
+    officer: Actor,
+    supervisor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given: a dispatched version with its one delivery pending, counted once with a cache age
+    alert_id = _approved(ctx, officer, supervisor)
+    (_, (message_id,)) = publisher.sent.pop(0)
+    (dispatch_id,) = dispatch.dispatch_version(ctx, message_id)
+    dispatch.plan_dispatch(ctx, dispatch_id)
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(queries.time, "monotonic", lambda: clock["now"])
+    with ctx.db.session() as session:
+        assert queries.tallies(session, [dispatch_id], max_age=1.0)[dispatch_id].counts == {
+            "pending": 1
+        }
+
+    # when: the delivery is sent
+    run_pending_tasks(ctx, publisher)
+
+    # then: within the age the earlier count is served; after it, or with no age, a new one
+    with ctx.db.session() as session:
+        clock["now"] += 0.5
+        assert queries.tallies(session, [dispatch_id], 1.0)[dispatch_id].counts == {"pending": 1}
+        assert queries.tallies(session, [dispatch_id])[dispatch_id].counts == {"sent": 1}
+        clock["now"] += 0.6
+        fresh = queries.tallies(session, [dispatch_id], 1.0)[dispatch_id]
+        assert fresh.counts == {"sent": 1}
+        assert fresh.first_sent_at is not None and fresh.first_sent_at == fresh.last_sent_at
+    assert alert_id

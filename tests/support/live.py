@@ -39,6 +39,8 @@ def live_settings(tmp_path: Path, db_url: str, redis: RedisServer) -> Settings:
             "DELIVERY_BATCH_SIZE": 5,
             # Smaller than a task's batch, so a task sends more than one sub-batch.
             "SEND_BATCH": 2,
+            # Tests read counts right after changing them.
+            "PROGRESS_CACHE_SECONDS": 0,
         },
         environ={},
     )
