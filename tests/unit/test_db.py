@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy.pool import NullPool
 
+from alertd import db as db_module
 from alertd.accounts.models import User
 from alertd.audit.models import AuditEntry
 from alertd.context import Context
@@ -65,3 +67,27 @@ def test_a_transaction_inside_another_in_the_same_thread_is_not_stopped_by_the_t
             select(func.count()).where(AuditEntry.action == "test.refused")
         ).scalar_one()
     assert entries == 1
+
+
+def test_a_pooled_connection_that_died_while_idle_is_replaced_not_used(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a connection back in the pool, then gone (the server ended it) while idle
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with ctx.db.session() as session:
+        session.execute(text("SELECT 1"))
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        if ctx.db.engine.dialect.name == "postgresql":
+            pid = raw.info.backend_pid
+    if ctx.db.engine.dialect.name == "postgresql":
+        # From a connection of its own: the pool would hand back the very one to be ended.
+        with create_engine(ctx.db.engine.url, poolclass=NullPool).connect() as other:
+            # Waits (up to 5 s) until the backend is gone, not only signalled.
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    else:
+        raw.close()  # SQLite has no server; a closed handle fails the same way.
+
+    # when / then: the next transaction is pinged at checkout, and runs on a new connection
+    with ctx.db.session() as session:
+        assert session.execute(text("SELECT 41 + 1")).scalar_one() == 42
