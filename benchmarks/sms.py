@@ -449,6 +449,13 @@ def main() -> None:
     parser.add_argument(
         "--delivery-batch", type=int, default=0, help="ALERTD_DELIVERY_BATCH_SIZE (planning chunk)"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting, e.g. SMS_CONCURRENCY=50 (without ALERTD_)",
+    )
     args = parser.parse_args()
     sizes = Sizes.of(args.full)
     load_before = os.getloadavg()
@@ -459,6 +466,7 @@ def main() -> None:
         use_pg = postgres_available()
         db_url = POSTGRES if use_pg else f"sqlite:///{root / 'bench.sqlite3'}"
         extra = {"DELIVERY_BATCH_SIZE": str(args.delivery_batch)} if args.delivery_batch else {}
+        extra |= dict(pair.split("=", 1) for pair in args.set)
         bench = Bench(db_url, redis, sim, root, extra)
         try:
             results = Results(sizes=sizes, database="PostgreSQL" if use_pg else "SQLite")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from alertd.db import Base, utcnow
@@ -13,6 +13,8 @@ SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN = "sent", "failed", "skipped", "cancel
 # A channel that confirms receipt (an SMS status callback) may move a sent delivery on to this.
 DELIVERED = "delivered"
 OPEN_STATES = (PENDING, SENDING, RETRY_WAIT)
+# The rows ix_delivery_due holds (migration 0014).
+DUE_INDEX_STATES = "state IN ('pending', 'sending', 'retry_wait', 'unknown', 'failed')"
 TERMINAL_STATES = (SENT, FAILED, SKIPPED, CANCELLED, UNKNOWN)
 # What a purged delivery's recipient becomes, followed by its id.
 ERASED_PREFIX = "erased:"
@@ -50,7 +52,15 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("version_id", "channel", "recipient"),
-        Index("ix_delivery_due", "state", "next_attempt_at"),
+        # Only the states the sweeper, health and the operator lists look for: a row sent or
+        # skipped leaves the index, so recording the usual outcome adds no entry to it.
+        Index(
+            "ix_delivery_due",
+            "state",
+            "next_attempt_at",
+            postgresql_where=text(DUE_INDEX_STATES),
+            sqlite_where=text(DUE_INDEX_STATES),
+        ),
         # Progress reads count a dispatch's rows per state and find its first and last sent
         # from this index alone (100,000 rows: 650 -> 120 ms on SQLite, loaded machine).
         Index("ix_delivery_dispatch_state", "dispatch_id", "state", "finished_at"),
