@@ -172,9 +172,8 @@ def report(cases: list[dict], rounds: int, n: int) -> str:
         f"## Global limiter at R = {RATE}/s (`benchmarks/limiter.py`)",
         "",
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.processor() or platform.machine()}), a shared 2-core machine with other "
-        "sessions running tests and benchmarks at the same time (load average "
-        f"{os.getloadavg()[1]:.1f} over the last 5 minutes of the run).",
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores; load average "
+        f"{os.getloadavg()[1]:.1f} over the last 5 minutes of the run: what else ran shows there).",
         "",
         f"Two Celery worker processes (`--concurrency=1`) send {n} deliveries per round to an "
         "instant, non-idempotent channel with `ALERTD_RECORDING_RATE="
