@@ -19,27 +19,26 @@ TARGET_CANCEL = 2.0
 TARGET_RATE_ERROR = 0.05
 
 
-# From profiling and side-by-side runs on 2026-11-29 (PostgreSQL, the shared 2-core machine);
-# kept with the table because the table alone does not say why.
+# From profiling and side-by-side runs on 2026-11-29 (PostgreSQL, 2 cores); kept with the
+# table because the table alone does not say why.
 WHERE_THE_TIME_GOES = (
-    "Where the time goes (2026-11-29, PostgreSQL, the shared machine at load 8-16, so CPU per "
-    "text rather than rates): the SDK as it comes spends 0.69 ms of client CPU per text, a "
-    "third of it re-reading proxy variables through `requests`. Our gateway sends a sub-batch "
-    "through the same SDK (`messages.create_async`) over one aiohttp pool and event loop per "
-    "process: 0.24 ms per text against 0.42 for the urllib3 pool on sixteen threads it "
-    "replaced (medians of three interleaved runs). Across a 5,000-text fan-out the two worker "
-    "processes then used 1.17 and 1.20 ms of CPU per text (planning included) against 1.53 "
-    "and 1.40 before (two rounds each, same harness); in one process the delivery path took "
-    "0.83-0.94 ms per delivery against 1.11-1.23. What is left per text is mostly the "
-    "engine's database work per sub-batch of 25 (re-check and mark, record, one audit entry) "
-    "and PostgreSQL itself, beside the simulator's 0.16 ms per request in the benchmark "
-    "process, all on two cores. The first fan-out after the workers start pays each fresh "
-    "child's first dispatch, planning and delivery task (0.6-1 s each in the worker logs, "
-    "against 0.03 s for a warm dispatch): its first request came 2.0-3.3 s after approval, "
-    "later ones 0.2-1.2 s. Recipient selection reads an index in subscriber order "
-    "(scheme, value, subscriber_id): with 1,000,000 subscribers the first page of an area "
-    "comes in 31-71 ms with no sort. The one-task-per-message baseline pays three "
-    "transactions and a Celery round trip per text."
+    "Where the time goes (2026-11-29, PostgreSQL, 2 cores; CPU per text rather than rates, "
+    "which move with the machine's load): the SDK as it comes spends 1.4 ms of client CPU per "
+    "text on this machine (it scans the environment for proxies twice per request and checks "
+    "typing Protocols), so the bare loop is CPU-bound and moves between machines: 934 msg/s "
+    "in an earlier session, 544-706 here. Our gateway sends a sub-batch through the same SDK "
+    "(`messages.create_async`) over one aiohttp pool and event loop per process. Across the "
+    "fan-out the two worker processes use 0.63-0.66 ms of CPU per text (planning included; "
+    "1.17-1.20 before the engine's statements were cut to one prepared statement each by "
+    "primary key), about two thirds of it in the gateway's thread (aiohttp's request "
+    "machinery, the SDK building and parsing each message); the simulator adds 0.11 ms per "
+    "request in the benchmark process, PostgreSQL the rest, all on two cores: about 0.85 ms "
+    "of CPU per text, which is where the rate stops short of 2,500/s. The first fan-out "
+    "after the workers start pays each fresh child's first dispatch, planning and delivery "
+    "task. Recipient selection reads an index in subscriber order (scheme, value, "
+    "subscriber_id): with 1,000,000 subscribers the first page of an area comes in 31-71 ms "
+    "with no sort. The one-task-per-message baseline pays three transactions and a Celery "
+    "round trip per text."
 )
 
 
