@@ -14,7 +14,7 @@ from sqlalchemy import Table, TextualSelect, bindparam, func, select, text, upda
 from sqlalchemy.orm import Session
 
 from alertd.alerts.models import ACTIVE, Alert, Version
-from alertd.channels.dispatch.record import record, unindexed
+from alertd.channels.dispatch.record import EXPIRING_KINDS, record, unindexed
 from alertd.channels.models import PENDING, RETRY_WAIT, SENDING, Delivery, Dispatch
 from alertd.channels.registry import OUT_SKIPPED, Channel, Outcome, registry_for
 from alertd.context import Context
@@ -38,10 +38,6 @@ class Claim:
     rest: list[int]
 
 
-# Kinds whose sending also needs the alert active and unexpired (an ending is sent regardless).
-_WHILE_ACTIVE = ("alert", "update", "extend")
-
-
 def skip_reason(session: Session, version: Version, channel: Channel, now: datetime) -> str | None:
     """Why this version must not be sent now, re-read immediately before sending.
 
@@ -55,7 +51,7 @@ def skip_reason(session: Session, version: Version, channel: Channel, now: datet
     ).one()
     if latest != version.seq:
         return f"superseded by version {latest}"
-    if version.kind in _WHILE_ACTIVE:
+    if version.kind in EXPIRING_KINDS:
         if state != ACTIVE:
             return f"the alert is {state}"
         if expires_at <= now:
@@ -70,7 +66,7 @@ def _sendable_sql(version: Version, channel: Channel) -> str:
     if channel.sends_superseded:
         return ""
     condition = " AND (SELECT max(seq) FROM versions WHERE alert_id = :alert_id) = :seq"
-    if version.kind in _WHILE_ACTIVE:
+    if version.kind in EXPIRING_KINDS:
         condition += (
             " AND EXISTS (SELECT 1 FROM alerts WHERE id = :alert_id AND state = :active"
             " AND expires_at > :now)"

@@ -79,7 +79,9 @@ def unindexed(column: ColumnElement[Any] | InstrumentedAttribute[Any]) -> Column
 
 
 _STATES = {OUT_SENT: SENT, OUT_FAILED: FAILED, OUT_UNKNOWN: UNKNOWN, OUT_SKIPPED: SKIPPED}
-_EXPIRING_KINDS = ("alert", "update", "extend")
+# Kinds sent only while the alert is active and unexpired, and never retried past its expiry
+# (an ending is sent regardless).
+EXPIRING_KINDS = ("alert", "update", "extend")
 
 # Dispatches (with the version's approval moment) this process has recorded a send for: their
 # first send has been observed, by this process or another, so the query that looks for an
@@ -120,7 +122,7 @@ def _row(
     now: datetime,
 ) -> _Row:
     error = outcome.error
-    expiring = version.kind in _EXPIRING_KINDS
+    expiring = version.kind in EXPIRING_KINDS
     state = _STATES.get(outcome.state)
     if outcome.state == OUT_THROTTLED:
         # The provider refused before doing anything (HTTP 429): the attempt is given back,
@@ -207,9 +209,8 @@ def record(
             len(sent_ids),
             extra={"delivery_state": SENT, "delivery_ids": sent_ids},
         )
-    newly_sent = sent_ids
-    if newly_sent:
-        _observe_first_send(session, channel, version, claimed[0].dispatch_id, newly_sent, now)
+    if sent_ids:
+        _observe_first_send(session, channel, version, claimed[0].dispatch_id, sent_ids, now)
     if audited:
         # One chained entry per sub-batch, with counts and a digest rather than recipients:
         # the chain is append-only and must never hold a phone number (alertd/audit/recipients).
