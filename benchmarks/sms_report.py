@@ -105,7 +105,7 @@ def report(full: bool, r: Results) -> str:
         f"{r.stock_sdk:,.0f} msg/s; fan-out {vs_sdk:.2f}× | ≥ {TARGET_VS_SDK}×: "
         f"{_met(vs_sdk >= TARGET_VS_SDK)} |",
         f"| our gateway alone, one process, sub-batches of {r.send_batch} (the SDK over our "
-        "aiohttp pool; no database, no queue) | "
+        "keep-alive stream transport; no database, no queue) | "
         f"{r.gateway:,.0f} msg/s; fan-out {main['rate'] / r.gateway:.2f}× | (for reference) |",
         f"| first request after approval, {len(r.probes)} alerts of {s.probe_area} recipients, "
         f"workers idle | p50 {first_p50 * 1000:,.0f} ms, p95 {first_p95 * 1000:,.0f} ms, max "

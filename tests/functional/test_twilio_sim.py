@@ -19,6 +19,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from alertd.channels.sms import gateway as gw
+from alertd.channels.sms import transport as sms_transport
 from alertd.context import Context
 from tests.support import twilio_sim
 from tests.support.webhook_receivers import Receiver, running
@@ -192,7 +193,7 @@ def test_the_gateway_gives_up_on_a_hang_after_its_read_timeout(
 ) -> None:
     """The SDK names no timeout; both transports once passed that on as none at all, so a hung
     gateway held a sub-batch until it closed the connection (here a minute)."""
-    monkeypatch.setattr(gw, "READ_SECONDS", 0.5)
+    monkeypatch.setattr(sms_transport, "READ_SECONDS", 0.5)
     sim.hang_seconds = 60
     ctx.settings = ctx.settings.with_overrides(SMS_BACKEND="twilio", TWILIO_API_BASE=sim.url)
     gateway = gw.TwilioGateway(ctx, environ=TWILIO)
