@@ -397,8 +397,9 @@ def stock_sdk_loop(url: str, count: int) -> float:
 
 
 def gateway_loop(ctx: Context, count: int) -> float:
-    """Our gateway (the SDK over our keep-alive stream transport), in sub-batches as the channel sends them,
-    with no database and no queue: what the sending alone reaches in one process."""
+    """Our gateway (the SDK over our keep-alive stream transport), in sub-batches as the
+    channel sends them, with no database and no queue: what the sending alone reaches in one
+    process."""
     gateway = TwilioGateway(ctx, environ=TWILIO)
     size = max(1, ctx.settings.SEND_BATCH)
     texts = [
