@@ -5,10 +5,8 @@ forward proxy named by the environment."""
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import http.server
-import ipaddress
 import json
 import socket
 import ssl
@@ -20,14 +18,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from alertd.channels.sms import gateway as gw
 from alertd.context import Context
 from tests.support import twilio_sim
+from tests.support.tls import server_context
 
 TWILIO = {
     "TWILIO_ACCOUNT_SID": twilio_sim.ACCOUNT_SID,
@@ -222,44 +217,6 @@ def test_a_refused_connection_is_retried_by_both_transports(ctx: Context) -> Non
     assert all(r.error.startswith("connection: ") for r in results), results
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
-def _tls_server(folder: Path) -> tuple[ssl.SSLContext, Path]:
-    cert_file, key_file = _certificate(folder)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert_file, key_file)
-    return tls, cert_file
-
-
 def _answer_created(server: Server, sock: socket.socket) -> None:
     while server.read_request(sock):
         body = created(f"SM{len(server.requests):032d}")
@@ -269,9 +226,9 @@ def _answer_created(server: Server, sock: socket.socket) -> None:
 def test_tls_to_a_trusted_certificate_sends(
     ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tls, cert_file = _tls_server(tmp_path)
+    tls, ca_file = server_context(tmp_path, "127.0.0.1")
     # OpenSSL's default verify paths, which both transports load, honour SSL_CERT_FILE.
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
     with serving(_answer_created, tls=tls) as server:
         sending = gateway(ctx, f"https://127.0.0.1:{server.port}")
         results = [*sending.send_many(texts(2)), sending.send(texts(1, start=2)[0])]
@@ -282,7 +239,7 @@ def test_tls_to_a_trusted_certificate_sends(
 def test_tls_to_an_untrusted_certificate_sends_nothing_and_is_retried(
     ctx: Context, tmp_path: Path
 ) -> None:
-    tls, _ = _tls_server(tmp_path)
+    tls, _ = server_context(tmp_path, "127.0.0.1")
     with serving(_answer_created, tls=tls) as server:
         sending = gateway(ctx, f"https://127.0.0.1:{server.port}")
         results = [*sending.send_many(texts(2)), sending.send(texts(1, start=2)[0])]
