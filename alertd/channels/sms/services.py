@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from alertd.actor import Actor
@@ -248,43 +248,58 @@ def _import_chunk(
     report: ImportReport,
     by: Actor,
 ) -> None:
+    """A chunk in a handful of set-based statements, not three per row: new numbers inserted
+    together, known ones updated together by id, then every area of the chunk replaced. One
+    statement per row made an import of 100,000 subscribers take six minutes on two cores."""
     with ctx.db.transaction() as session:
-        existing: dict[str, int] = {
-            phone: sub_id
-            for phone, sub_id in session.execute(
-                select(Subscriber.phone, Subscriber.id).where(
-                    Subscriber.phone.in_([v.phone for _, v in rows])
-                )
-            )
-        }
+        ids = _ids_of(session, [v.phone for _, v in rows])
         now = utcnow()
-        for _, values in rows:
-            sub_id = existing.get(values.phone)
-            if sub_id is None:
-                sub = Subscriber(
-                    phone=values.phone,
-                    language=values.language,
-                    lat=values.lat,
-                    lon=values.lon,
-                    opted_in_via="import",
-                    opted_in_at=now,
-                    opted_out=False,
-                    invalid=False,
-                    created_at=now,
-                    created_by=by.username,
-                )
-                session.add(sub)
-                session.flush()
-                sub_id = sub.id
-                report.created += 1
-            else:
-                session.execute(
-                    update(Subscriber)
-                    .where(Subscriber.id == sub_id)
-                    .values(language=values.language, lat=values.lat, lon=values.lon)
-                )
-                report.updated += 1
-            _set_areas(session, sub_id, values.areas)
+        new = [
+            {
+                "phone": v.phone,
+                "language": v.language,
+                "lat": v.lat,
+                "lon": v.lon,
+                "opted_in_via": "import",
+                "opted_in_at": now,
+                "opted_out": False,
+                "invalid": False,
+                "created_at": now,
+                "created_by": by.username,
+            }
+            for _, v in rows
+            if v.phone not in ids
+        ]
+        # A known number keeps its opt-out: an import never re-subscribes someone who texted STOP.
+        known = [
+            {"id": ids[v.phone], "language": v.language, "lat": v.lat, "lon": v.lon}
+            for _, v in rows
+            if v.phone in ids
+        ]
+        if new:
+            session.execute(insert(Subscriber), new)
+            ids = _ids_of(session, [v.phone for _, v in rows])
+        if known:
+            session.execute(update(Subscriber), known)
+        session.execute(
+            delete(SubscriberArea).where(SubscriberArea.subscriber_id.in_(list(ids.values())))
+        )
+        areas = [
+            {"subscriber_id": ids[v.phone], "scheme": scheme, "value": value}
+            for _, v in rows
+            for scheme, value in v.areas
+        ]
+        if areas:
+            session.execute(insert(SubscriberArea), areas)
+        report.created += len(new)
+        report.updated += len(known)
+
+
+def _ids_of(session: Session, phones: Sequence[str]) -> dict[str, int]:
+    found = session.execute(
+        select(Subscriber.phone, Subscriber.id).where(Subscriber.phone.in_(phones))
+    )
+    return {phone: sub_id for phone, sub_id in found}
 
 
 def set_opted_out(ctx: Context, phone: str, opted_out: bool, *, by: Actor, via: str) -> bool:

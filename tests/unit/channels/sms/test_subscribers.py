@@ -94,6 +94,38 @@ def test_import_reports_every_bad_row_with_its_line_and_is_safe_twice(
         assert session.scalar(select(func.count()).select_from(SubscriberArea)) == 2
 
 
+def test_an_import_across_chunks_updates_known_numbers_and_replaces_their_areas(
+    ctx: Context, operator: Actor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "IMPORT_CHUNK", 2)
+    head = "phone,language,areas,lat,lon\n"
+    first = head + "".join(f"+1415555{i:04d},en,SAME=006037,,\n" for i in range(3))
+    services.import_csv(ctx, io.StringIO(first), by=operator)
+    # Two known numbers (one moved to another area and language, one to a point) among new.
+    second = head + (
+        "+14155550000,es,SAME=006075 SAME=006001,,\n"
+        "+14155550100,en,SAME=006037,,\n"
+        "+14155550001,en,,37.5,-122.25\n"
+        "+14155550101,fr,SAME=006075,,\n"
+        "+14155550102,en,SAME=006037,,\n"
+    )
+    report = services.import_csv(ctx, io.StringIO(second), by=operator)
+    assert (report.created, report.updated, report.rejected) == (3, 2, [])
+    with ctx.db.session() as session:
+        subs = {s.phone: s for s in session.scalars(select(Subscriber))}
+        areas = session.execute(select(SubscriberArea.subscriber_id, SubscriberArea.value))
+        by_sub: dict[int, set[str]] = {}
+        for sub_id, value in areas:
+            by_sub.setdefault(sub_id, set()).add(value)
+    assert len(subs) == 6
+    moved, pointed = subs["+14155550000"], subs["+14155550001"]
+    assert moved.language == "es" and by_sub[moved.id] == {"006075", "006001"}
+    assert (pointed.lat, pointed.lon) == (37.5, -122.25) and pointed.id not in by_sub
+    assert by_sub[subs["+14155550002"].id] == {"006037"}
+    assert subs["+14155550101"].language == "fr" and by_sub[subs["+14155550101"].id] == {"006075"}
+    assert all(s.opted_in_via == "import" and not s.opted_out for s in subs.values())
+
+
 def test_import_refuses_a_file_without_the_header(ctx: Context, operator: Actor) -> None:
     with pytest.raises(Invalid, match="header"):
         services.import_csv(ctx, io.StringIO("+14155552671,en,SAME=1,,\n"), by=operator)
