@@ -105,6 +105,25 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+def _postgres_pids() -> list[int]:
+    """The local PostgreSQL server's processes (none when it runs elsewhere)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(all, idle) CPU ticks of the whole machine so far (Linux /proc/stat)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]  # idle and iowait
+
+
 def _windows(stamps: list[float]) -> list[int]:
     """Requests in the one-second window starting at each request (so the busiest second)."""
     counts, j = [], 0
@@ -249,10 +268,21 @@ class Bench:
         sampler = threading.Thread(target=sample, daemon=True)
         if sample_rss:
             sampler.start()
-        cpu = _cpu_seconds(pids)
+        servers = _postgres_pids() if self.settings.DATABASE_URL.startswith("postgresql") else []
+        cpu, pg, here, machine = (
+            _cpu_seconds(pids),
+            _cpu_seconds(servers),
+            time.process_time(),
+            _machine_busy(),
+        )
         approved = (approve or self.approve)(alert_id)
         wait_for(lambda: len(self.sim.taken) - before >= expected, 3600, interval=0.2)
-        cpu = _cpu_seconds(pids) - cpu
+        cpu, pg, here = (
+            _cpu_seconds(pids) - cpu,
+            _cpu_seconds(servers) - pg,
+            time.process_time() - here,
+        )
+        ticks, idle = (now - then for now, then in zip(_machine_busy(), machine, strict=True))
         stop.set()
         if sample_rss:
             sampler.join()
@@ -269,6 +299,10 @@ class Bench:
             "busiest": max(_windows(stamps)),
             "duplicates": sum(1 for c in counts.values() if c > 1),
             "cpu_ms": 1000 * cpu / max(1, len(mine)),
+            # PostgreSQL's processes (when local) and this one: the simulator's thread, mostly.
+            "pg_cpu_ms": 1000 * pg / max(1, len(mine)) if servers else None,
+            "bench_cpu_ms": 1000 * here / max(1, len(mine)),
+            "busy": 1 - idle / max(1, ticks),
             "rss": rss,
         }
 

@@ -7,9 +7,9 @@ fan-out is bound by the CPU each text costs, and aiohttp's request machinery (a 
 request, tracing hooks, cookie jar, multidicts, a general connector) was most of the gateway
 thread's share. Twilio's API needs little of HTTP: a request with a Content-Length, an answer
 with a Content-Length (a chunked one is read too, and one that ends with the connection),
-keep-alive. Side by side in one run, 20,000-recipient fan-outs with two workers on this
-machine's two cores: 0.63-0.68 ms of worker CPU per text against 0.89-0.95 over aiohttp, and
-1,583-1,751 texts/s against 1,327-1,360 (docs/benchmarks.md, SMS).
+keep-alive. Side by side in one run, 20,000-recipient fan-outs with two workers on two
+cores: 0.60-0.65 ms of worker CPU per text against 0.88-0.97 over aiohttp, and 1,653-1,785
+texts/s against 1,254-1,430 (docs/benchmarks.md, SMS).
 
 Through a proxy from the environment, each request goes to the urllib3 transport on a thread
 of its own (proxies, CONNECT tunnels and their errors are urllib3's business, not ours)."""
