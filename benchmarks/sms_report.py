@@ -97,8 +97,8 @@ def report(full: bool, r: Results) -> str:
         f"{r.database}, a private redis-server, two Celery worker processes (prefork, one "
         "child each) and Celery beat (the sweeper), the simulator "
         "(`tests/support/twilio_sim.py`) in the benchmark process "
-        "on loopback, stamping each request as it arrives. The machine is shared with other "
-        "sessions' work: load average "
+        "on loopback, stamping each request as it arrives. On "
+        f"{os.cpu_count()} cores, load average "
         f"{load_before[0]:.1f} before the run and {load_after[0]:.1f} after it, so the absolute "
         "figures move between runs; the ratios come from one run. One round of each.",
         "",
