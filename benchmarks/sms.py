@@ -118,10 +118,13 @@ def _postgres_pids() -> list[int]:
     return pids
 
 
-def _machine_busy() -> tuple[int, int]:
-    """(all, idle) CPU ticks of the whole machine so far (Linux /proc/stat)."""
+def _machine_busy() -> tuple[int, int, int]:
+    """(all, idle, stolen) CPU ticks of the whole machine so far (Linux /proc/stat). Stolen
+    ticks are the hypervisor running someone else on our cores: a machine of the same size
+    that is several times slower shows it there."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(ticks), ticks[3] + ticks[4]  # idle and iowait
+    stolen = ticks[7] if len(ticks) > 7 else 0
+    return sum(ticks), ticks[3] + ticks[4], stolen  # idle and iowait; steal
 
 
 def _windows(stamps: list[float]) -> list[int]:
@@ -282,7 +285,9 @@ class Bench:
             _cpu_seconds(servers) - pg,
             time.process_time() - here,
         )
-        ticks, idle = (now - then for now, then in zip(_machine_busy(), machine, strict=True))
+        ticks, idle, stolen = (
+            now - then for now, then in zip(_machine_busy(), machine, strict=True)
+        )
         stop.set()
         if sample_rss:
             sampler.join()
@@ -303,6 +308,7 @@ class Bench:
             "pg_cpu_ms": 1000 * pg / max(1, len(mine)) if servers else None,
             "bench_cpu_ms": 1000 * here / max(1, len(mine)),
             "busy": 1 - idle / max(1, ticks),
+            "stolen": stolen / max(1, ticks),
             "rss": rss,
         }
 
