@@ -193,13 +193,16 @@ def test_cancel_mid_fan_out_stops_new_requests_within_two_seconds(
     start_celery: Callable[..., CeleryProcess],
 ) -> None:
     ctx = sms_ctx
-    phones = _numbers(203, 1500)
+    # Enough that the fan-out is still going when the cancel lands, on a machine that sends
+    # 5,000 texts a second.
+    phones = _numbers(203, 8000)
     _import(ctx, people[2], phones, "SAME=006037")
     start_celery("worker", "--concurrency=2", env=sms_worker_env)
     alert_id = _approve(ctx, people)
-    wait_for(lambda: len(sim.taken) >= 100, 60)
+    wait_for(lambda: len(sim.taken) >= 100, 60, interval=0.01)
     services.cancel_alert(ctx, alert_id, "Entered in error.", by=people[1])
     cancelled_at = time.time()
+    assert len(sim.taken) < len(phones), "the fan-out ended before the cancel"
 
     def cancels() -> list[str]:
         return sorted(t.to for t in sim.taken if "CANCELLED" in t.body)
@@ -225,13 +228,15 @@ def test_sigkill_mid_fan_out_loses_nothing_and_duplicates_nothing(
     start_celery: Callable[..., CeleryProcess],
 ) -> None:
     ctx = sms_ctx
-    phones = _numbers(204, 600)
+    # Enough that the kill lands mid-fan-out on a machine that sends 5,000 texts a second.
+    phones = _numbers(204, 4000)
     _import(ctx, people[2], phones, "SAME=006037")
     worker = start_celery("worker", "--concurrency=2", env=sms_worker_env)
     start_celery("beat", env=sms_worker_env, ready=False)
     alert_id = _approve(ctx, people)
-    wait_for(lambda: len(sim.taken) >= 150, 60)
+    wait_for(lambda: len(sim.taken) >= 150, 60, interval=0.01)
     worker.stop(signal.SIGKILL)
+    assert len(sim.taken) < len(phones), "the fan-out ended before the kill"
     start_celery("worker", "--concurrency=2", env=sms_worker_env)
     wait_for(lambda: _open(ctx, alert_id) == 0, 120)
 
